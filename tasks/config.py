@@ -1,0 +1,145 @@
+"""The analysis configuration: `configs/default.yaml`, optionally overridden, as one typed object."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tasks.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_CONFIG_PATH = CONFIG_DIR / "default.yaml"
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelsConfig(_Section):
+    dir: str
+    detector: str
+    pose: str
+
+    def path(self, name: str) -> Path:
+        """Absolute path of a model file named in this section (`detector` or `pose`)."""
+        file = Path(getattr(self, name)).expanduser()
+        if file.is_absolute():
+            return file
+        root = Path(os.environ.get("POSER_MODELS_DIR") or self.dir).expanduser()
+        return (root / file).resolve()
+
+
+class VideoConfig(_Section):
+    max_duration_s: float = Field(gt=0)
+    min_duration_s: float = Field(gt=0)
+
+
+class TrackingConfig(_Section):
+    tracker: str
+    imgsz: int = Field(ge=32)
+    decode_max_side: int = Field(ge=64)
+    confidence: float = Field(gt=0, lt=1)
+    min_tracked_fraction: float = Field(ge=0, le=1)
+    stitch_max_gap_s: float = Field(ge=0)
+    stitch_max_jump: float = Field(gt=0)
+    hint_tolerance_s: float = Field(ge=0)
+
+    @property
+    def tracker_path(self) -> Path:
+        return (CONFIG_DIR / self.tracker).resolve()
+
+
+class PoseConfig(_Section):
+    crop_padding: float = Field(ge=0)
+    crop_size: int = Field(ge=64)
+    crop_smoothing_s: float = Field(ge=0)
+    max_box_gap_s: float = Field(ge=0)
+    min_detection_confidence: float = Field(ge=0, le=1)
+    min_presence_confidence: float = Field(ge=0, le=1)
+    min_tracking_confidence: float = Field(ge=0, le=1)
+
+
+class SmoothingConfig(_Section):
+    max_gap_s: float = Field(ge=0)
+    image_acceleration: float = Field(gt=0)
+    image_noise_px: float = Field(gt=0)
+    world_acceleration: float = Field(gt=0)
+    world_noise_m: float = Field(gt=0)
+    min_visibility: float = Field(gt=0, le=1)
+
+
+class RenderConfig(_Section):
+    crf: int = Field(ge=0, le=51)
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+    ]
+    min_visibility: float = Field(ge=0, le=1)
+
+
+class AnalysisConfig(_Section):
+    """Everything an analysis run needs to know, loaded from YAML."""
+
+    models: ModelsConfig
+    device: Device
+    video: VideoConfig
+    tracking: TrackingConfig
+    pose: PoseConfig
+    smoothing: SmoothingConfig
+    render: RenderConfig
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> AnalysisConfig:
+    """Load the defaults, then merge an optional YAML file and a dict of overrides on top.
+
+    Args:
+        path: A YAML file with any subset of the keys in `configs/default.yaml`.
+        overrides: Nested values that win over both files, e.g. `{"device": "cpu"}`.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: A file is missing or malformed, or a value is out of range.
+    """
+    merged = _read_yaml(DEFAULT_CONFIG_PATH)
+    if path is not None:
+        merged = _deep_merge(merged, _read_yaml(Path(path)))
+    if overrides:
+        merged = _deep_merge(merged, overrides)
+    try:
+        return AnalysisConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid configuration: {problems}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"Config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of settings.")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

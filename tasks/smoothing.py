@@ -1,0 +1,142 @@
+"""Zero-lag smoothing of landmark tracks: a Kalman filter forwards, a Rauch-Tung-Striebel pass back.
+
+Each coordinate of each landmark is an independent constant-velocity series. Measurement noise
+grows as visibility falls, so occluded joints follow their neighbours in time rather than their
+noisy detections. Gaps up to a limit are bridged by the smoother; longer ones split the series
+and stay empty, so no motion is invented.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tasks.config import SmoothingConfig
+from tasks.pose import PoseSequence, fill_short_gaps, runs_of
+
+
+def smooth_pose(pose: PoseSequence, config: SmoothingConfig) -> PoseSequence:
+    """Smooth image and world landmarks, bridging gaps up to `config.max_gap_s`.
+
+    Returns:
+        A pose of the same shape; bridged frames get landmarks, visibility interpolated.
+    """
+    frames = len(pose.times_s)
+    if not pose.detected.any():
+        return pose
+    reliability = np.clip(np.nan_to_num(pose.visibility, nan=0.0), config.min_visibility, 1.0)
+    max_gap = round(config.max_gap_s / _frame_interval(pose.times_s))
+    segments = bridged_segments(pose.detected, max_gap)
+
+    image = pose.image_xy.reshape(frames, -1)
+    world = pose.world_xyz.reshape(frames, -1)
+    smoothed_image = np.full_like(image, np.nan)
+    smoothed_world = np.full_like(world, np.nan)
+    for start, stop in segments:
+        span = slice(start, stop)
+        times = pose.times_s[span]
+        smoothed_image[span] = rts_smooth(
+            image[span], times, np.repeat(reliability[span], 2, axis=1),
+            config.image_acceleration, config.image_noise_px,
+        )
+        smoothed_world[span] = rts_smooth(
+            world[span], times, np.repeat(reliability[span], 3, axis=1),
+            config.world_acceleration, config.world_noise_m,
+        )
+    visibility = fill_short_gaps(pose.visibility, max_gap)
+    visibility[np.isnan(smoothed_image[:, 0])] = np.nan
+    return pose.with_landmarks(
+        smoothed_image.reshape(pose.image_xy.shape),
+        smoothed_world.reshape(pose.world_xyz.shape),
+        visibility,
+    )
+
+
+def bridged_segments(observed: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
+    """`(start, stop)` spans from an observed frame to an observed frame, split at longer gaps."""
+    segments: list[tuple[int, int]] = []
+    for start, stop in runs_of(observed):
+        if segments and start - segments[-1][1] <= max_gap:
+            segments[-1] = (segments[-1][0], stop)
+        else:
+            segments.append((start, stop))
+    return segments
+
+
+def rts_smooth(
+    values: np.ndarray, times: np.ndarray, reliability: np.ndarray, acceleration: float, noise: float
+) -> np.ndarray:
+    """Smooth many series at once with a constant-velocity Kalman filter and an RTS pass.
+
+    Args:
+        values: `(frames, series)` measurements, NaN where missing.
+        times: `(frames,)` seconds, increasing.
+        reliability: `(frames, series)` in (0, 1]; measurement noise is `noise / reliability`.
+        acceleration: Standard deviation of the unmodelled acceleration (units per s^2).
+        noise: Measurement noise standard deviation at reliability 1 (units).
+
+    Returns:
+        `(frames, series)` smoothed positions; every frame has a value if the first and last do.
+    """
+    frames, count = values.shape
+    observed = ~np.isnan(values)
+    measurement_var = (noise / reliability) ** 2
+    q = acceleration**2
+
+    # State per series: position x0, velocity x1; covariance as p00, p01, p11.
+    first = np.where(observed[0], values[0], np.nanmean(values, axis=0))
+    x0, x1 = np.nan_to_num(first), np.zeros(count)
+    p00 = np.where(observed[0], measurement_var[0], 1e6 * noise**2)
+    p01 = np.zeros(count)
+    p11 = np.full(count, (10 * noise / max(_frame_interval(times), 1e-3)) ** 2)
+
+    filtered = np.empty((frames, 2, count))
+    predicted = np.empty((frames, 2, count))
+    filtered_cov = np.empty((frames, 3, count))
+    predicted_cov = np.empty((frames, 3, count))
+    for k in range(frames):
+        if k > 0:
+            dt = times[k] - times[k - 1]
+            x0 = x0 + dt * x1
+            p00, p01, p11 = (
+                p00 + 2 * dt * p01 + dt**2 * p11 + q * dt**4 / 4,
+                p01 + dt * p11 + q * dt**3 / 2,
+                p11 + q * dt**2,
+            )
+        predicted[k] = x0, x1
+        predicted_cov[k] = p00, p01, p11
+        seen = observed[k]
+        innovation_var = p00 + measurement_var[k]
+        gain0, gain1 = p00 / innovation_var, p01 / innovation_var
+        residual = np.where(seen, values[k] - x0, 0.0)
+        x0 = x0 + np.where(seen, gain0 * residual, 0.0)
+        x1 = x1 + np.where(seen, gain1 * residual, 0.0)
+        p00, p01, p11 = (
+            np.where(seen, (1 - gain0) * p00, p00),
+            np.where(seen, (1 - gain0) * p01, p01),
+            np.where(seen, p11 - gain1 * p01, p11),
+        )
+        filtered[k] = x0, x1
+        filtered_cov[k] = p00, p01, p11
+
+    smoothed = filtered.copy()
+    for k in range(frames - 2, -1, -1):
+        dt = times[k + 1] - times[k]
+        f00, f01, f11 = filtered_cov[k]
+        a, b, d = predicted_cov[k + 1]
+        determinant = a * d - b * b
+        # Gain C = P_filtered F^T P_predicted^-1, written out for the 2x2 case.
+        m00, m01, m10, m11 = f00 + dt * f01, f01, f01 + dt * f11, f11
+        c00, c01 = (m00 * d - m01 * b) / determinant, (m01 * a - m00 * b) / determinant
+        c10, c11 = (m10 * d - m11 * b) / determinant, (m11 * a - m10 * b) / determinant
+        delta0 = smoothed[k + 1, 0] - predicted[k + 1, 0]
+        delta1 = smoothed[k + 1, 1] - predicted[k + 1, 1]
+        smoothed[k, 0] = filtered[k, 0] + c00 * delta0 + c01 * delta1
+        smoothed[k, 1] = filtered[k, 1] + c10 * delta0 + c11 * delta1
+    positions = smoothed[:, 0].copy()
+    positions[:, ~observed.any(axis=0)] = np.nan
+    return positions
+
+
+def _frame_interval(times: np.ndarray) -> float:
+    steps = np.diff(times)
+    return float(np.median(steps)) if len(steps) else 1.0

@@ -1,0 +1,91 @@
+"""The pipeline steps as Prefect tasks: thin, retryable wrappers over the plain functions.
+
+Results are persisted and cached per flow run (inputs, task source and run id), so a flow
+run that is retried, or rerun from the Prefect UI, resumes after its last completed step.
+Errors meant for the user (`PoserError`) are never retried.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+
+from tasks.config import AnalysisConfig
+from tasks.errors import PoserError
+from tasks.export import write_json, write_landmarks_csv
+from tasks.models import require_model
+from tasks.pose import PoseSequence, crop_windows, estimate_pose
+from tasks.progress import stage
+from tasks.render import render_overlay
+from tasks.smoothing import smooth_pose
+from tasks.tracking import SkierHint, SkierTrack, detect_and_track, select_skier
+from tasks.video import VideoInfo, probe_video
+
+
+def _retry_unless_user_error(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except PoserError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+_RETRYABLE = dict(
+    retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_user_error, persist_result=True
+)
+
+
+@task(name="probe", **_RETRYABLE)
+def probe(video_path: str, trim_start_s: float | None, trim_end_s: float | None, config: AnalysisConfig) -> VideoInfo:
+    with stage("probe", 1) as progress:
+        info = probe_video(
+            video_path, trim_start_s, trim_end_s,
+            max_duration_s=config.video.max_duration_s, min_duration_s=config.video.min_duration_s,
+        )
+        progress(1)
+    return info
+
+
+@task(name="detect-and-track", **_RETRYABLE)
+def track(info: VideoInfo, config: AnalysisConfig, device: str, hint: SkierHint | None) -> SkierTrack:
+    model = require_model(config.models, "detector")
+    with stage("track", info.frames_in_trim) as progress:
+        detections = detect_and_track(info, config.tracking, model, device, progress)
+    return select_skier(detections, config.tracking, hint, info.trim_start_s)
+
+
+@task(name="pose", **_RETRYABLE)
+def pose(info: VideoInfo, skier: SkierTrack, config: AnalysisConfig) -> PoseSequence:
+    model = require_model(config.models, "pose")
+    windows = crop_windows(skier.boxes, info.fps, config.pose)
+    with stage("pose", info.frames_in_trim) as progress:
+        return estimate_pose(info, windows, config.pose, model, progress)
+
+
+@task(name="smooth", **_RETRYABLE)
+def smooth(raw: PoseSequence, config: AnalysisConfig) -> PoseSequence:
+    with stage("smooth", 1) as progress:
+        smoothed = smooth_pose(raw, config.smoothing)
+        progress(1)
+    return smoothed
+
+
+@task(name="render", **_RETRYABLE)
+def render(info: VideoInfo, skier: SkierTrack, smoothed: PoseSequence, config: AnalysisConfig, out_dir: str) -> str:
+    path = Path(out_dir) / "overlay.mp4"
+    with stage("render", info.frames_in_trim) as progress:
+        render_overlay(info, skier.boxes, smoothed, config.render, path, progress)
+    return str(path)
+
+
+@task(name="export", **_RETRYABLE)
+def export(results: dict, skier: SkierTrack, smoothed: PoseSequence | None, out_dir: str) -> dict:
+    """Write `landmarks.csv` (when there is a pose) and `results.json`; returns the results."""
+    out = Path(out_dir)
+    if smoothed is not None:
+        write_landmarks_csv(out / "landmarks.csv", skier, smoothed)
+    write_json(out / "results.json", results)
+    return results
