@@ -43,6 +43,7 @@ class VideoConfig(_Section):
 class TrackingConfig(_Section):
     tracker: str
     imgsz: int = Field(ge=32)
+    batch_size: int = Field(ge=1, le=256)
     decode_max_side: int = Field(ge=64)
     confidence: float = Field(gt=0, lt=1)
     min_tracked_fraction: float = Field(ge=0, le=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,9 +11,13 @@ import numpy as np
 
 from tasks.config import TrackingConfig
 from tasks.progress import ProgressCallback
-from tasks.video import VideoInfo, iter_frames
+from tasks.video import VideoFrame, VideoInfo, iter_frames
 
 _COCO_PERSON = 0
+# Track id of a detection the tracker did not (yet) assign to a track.
+UNTRACKED = -1
+# Two boxes overlapping this much in the same frames are taken as the same person.
+_SAME_PERSON_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class SkierHint:
 
 @dataclass(frozen=True)
 class Detections:
-    """Tracked person boxes of a clip: one row per (frame, track) pair.
+    """Person boxes of a clip: one row per detection, with its track id or `UNTRACKED`.
 
     Boxes are `x1, y1, x2, y2` in pixels of the upright, full-size frame; frames are
     indexed from the start of the trim window.
@@ -46,7 +51,7 @@ class Detections:
     height: int
 
     def track_ids(self) -> list[int]:
-        return sorted({int(t) for t in self.track_id})
+        return sorted({int(t) for t in self.track_id} - {UNTRACKED})
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class SkierTrack:
     boxes: np.ndarray
     confidence: np.ndarray
     track_ids: tuple[int, ...]
+    frames_per_track: dict[int, int]
     selection: str
     candidates: int
     warnings: tuple[str, ...] = field(default=())
@@ -72,6 +78,7 @@ class SkierTrack:
         heights = self.boxes[self.present, 3] - self.boxes[self.present, 1]
         return {
             "track_ids": list(self.track_ids),
+            "frames_per_track": {str(k): v for k, v in self.frames_per_track.items()},
             "selection": self.selection,
             "people_tracked": self.candidates,
             "frames_tracked": int(self.present.sum()),
@@ -101,27 +108,26 @@ def detect_and_track(
         Every tracked person box, in full-frame pixels.
     """
     model = _load_detector(model_path)
-    rows: list[tuple[int, int, float, float, float, float, float]] = []
-    for frame in iter_frames(info, max_side=config.decode_max_side):
-        result = model.track(
-            frame.image,
-            persist=True,
-            tracker=str(config.tracker_path),
-            imgsz=config.imgsz,
-            conf=config.confidence,
-            classes=[_COCO_PERSON],
-            device=device,
-            verbose=False,
-        )[0]
-        boxes = result.boxes
-        if boxes.id is not None:
+    tracker = _load_tracker(config.tracker_path)
+    rows: list[np.ndarray] = []
+    for batch in _batches(iter_frames(info, max_side=config.decode_max_side), config.batch_size):
+        results = model.predict(
+            [frame.image for frame in batch], imgsz=config.imgsz, conf=config.confidence,
+            classes=[_COCO_PERSON], device=device, verbose=False,
+        )
+        for frame, result in zip(batch, results):
+            found = result.boxes.cpu().numpy()
+            tracks = tracker.update(found, frame.image)
+            track_ids = np.full(len(found), UNTRACKED, dtype=np.float64)
+            if len(tracks):
+                track_ids[tracks[:, -1].astype(int)] = tracks[:, 4]
             scale = info.width / frame.image.shape[1]
-            xyxy = boxes.xyxy.cpu().numpy() * scale
-            for track_id, box, conf in zip(boxes.id.int().tolist(), xyxy, boxes.conf.tolist()):
-                rows.append((frame.index, track_id, *box.tolist(), conf))
+            rows.append(
+                np.column_stack([np.full(len(found), frame.index), track_ids, found.xyxy * scale, found.conf])
+            )
         if on_progress:
-            on_progress(frame.index + 1)
-    table = np.asarray(rows, dtype=np.float64).reshape(-1, 7)
+            on_progress(batch[-1].index + 1)
+    table = np.concatenate(rows).reshape(-1, 7) if rows else np.empty((0, 7))
     return Detections(
         frame=table[:, 0].astype(np.int64),
         track_id=table[:, 1].astype(np.int64),
@@ -161,7 +167,7 @@ def select_skier(
     ids = detections.track_ids()
     empty = np.full((detections.frame_count, 4), np.nan)
     if not ids:
-        return SkierTrack(empty, np.zeros(detections.frame_count), (), "none", 0, ("No person was detected.",))
+        return SkierTrack(empty, np.zeros(detections.frame_count), (), {}, "none", 0, ("No person was detected.",))
 
     primary, selection = None, "automatic"
     if hint is not None:
@@ -174,13 +180,34 @@ def select_skier(
         scores = _track_scores(detections)
         primary = max(scores, key=scores.get)
 
-    chosen = _stitch(detections, primary, config)
+    chosen, skier_rows = _stitch(detections, primary, config)
     boxes = empty.copy()
     confidence = np.zeros(detections.frame_count)
-    rows = np.isin(detections.track_id, chosen)
+    rows = np.asarray(list(skier_rows.values()), dtype=np.int64)
     boxes[detections.frame[rows]] = detections.boxes[rows]
     confidence[detections.frame[rows]] = detections.confidence[rows]
-    return SkierTrack(boxes, confidence, tuple(chosen), selection, len(ids), tuple(warnings))
+    per_track = np.bincount(detections.track_id[rows] - min(chosen), minlength=0)
+    frames_per_track = {track_id: int(per_track[track_id - min(chosen)]) for track_id in chosen}
+    _follow_untracked(boxes, confidence, detections, config.stitch_max_jump / 2)
+    return SkierTrack(boxes, confidence, tuple(chosen), frames_per_track, selection, len(ids), tuple(warnings))
+
+
+def _batches(frames: Iterator[VideoFrame], size: int) -> Iterator[list[VideoFrame]]:
+    batch: list[VideoFrame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _load_tracker(path: Path):
+    from ultralytics.trackers.bot_sort import BOTSORT
+    from ultralytics.utils import IterableSimpleNamespace, YAML
+
+    return BOTSORT(args=IterableSimpleNamespace(**YAML.load(path)))
 
 
 def _load_detector(model_path: Path):
@@ -241,15 +268,22 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return intersection / np.maximum(area + areas - intersection, 1e-9)
 
 
-def _stitch(detections: Detections, primary: int, config: TrackingConfig) -> list[int]:
-    """Join tracks that continue the primary one across breaks, until no more fit."""
+def _stitch(detections: Detections, primary: int, config: TrackingConfig) -> tuple[list[int], dict[int, int]]:
+    """Join the tracks that belong to the primary one's skier, until no more fit.
+
+    A track belongs when it continues the skier across a break, or when it is a second box
+    on the skier (the detector sometimes boxes the body and the body with poles apart).
+
+    Returns:
+        The joined track ids, and for each frame the detection row of the skier's box.
+    """
     max_gap = max(1, round(config.stitch_max_gap_s * detections.fps))
-    skier: dict[int, np.ndarray] = {}
+    skier: dict[int, int] = {}
     chosen: list[int] = []
 
     def take(track_id: int) -> None:
-        rows = detections.track_id == track_id
-        skier.update(zip(detections.frame[rows].tolist(), detections.boxes[rows]))
+        for row in np.flatnonzero(detections.track_id == track_id):
+            skier.setdefault(int(detections.frame[row]), int(row))
         chosen.append(track_id)
 
     take(primary)
@@ -257,29 +291,68 @@ def _stitch(detections: Detections, primary: int, config: TrackingConfig) -> lis
     while changed:
         changed = False
         for track_id in detections.track_ids():
-            rows = np.flatnonzero(detections.track_id == track_id)
-            frames = detections.frame[rows]
-            if track_id in chosen or any(f in skier for f in frames.tolist()):
-                continue
-            first, last = rows[np.argmin(frames)], rows[np.argmax(frames)]
-            if _continues(skier, detections.frame[first], detections.boxes[first], -1, max_gap, config.stitch_max_jump) or _continues(
-                skier, detections.frame[last], detections.boxes[last], 1, max_gap, config.stitch_max_jump
-            ):
+            if track_id not in chosen and _belongs(detections, track_id, skier, max_gap, config.stitch_max_jump):
                 take(track_id)
                 changed = True
-    return sorted(chosen)
+    return sorted(chosen), skier
+
+
+def _belongs(detections: Detections, track_id: int, skier: dict[int, int], max_gap: int, max_jump: float) -> bool:
+    rows = np.flatnonzero(detections.track_id == track_id)
+    shared = [row for row in rows if int(detections.frame[row]) in skier]
+    if shared:
+        overlap = [
+            box_iou(detections.boxes[row], detections.boxes[[skier[int(detections.frame[row])]]])[0]
+            for row in shared
+        ]
+        return float(np.mean(overlap)) >= _SAME_PERSON_IOU
+    frames = detections.frame[rows]
+    first, last = rows[np.argmin(frames)], rows[np.argmax(frames)]
+    return _continues(detections, skier, first, -1, max_gap, max_jump) or _continues(
+        detections, skier, last, 1, max_gap, max_jump
+    )
 
 
 def _continues(
-    skier: dict[int, np.ndarray], frame: int, box: np.ndarray, direction: int, max_gap: int, max_jump: float
+    detections: Detections, skier: dict[int, int], row: int, direction: int, max_gap: int, max_jump: float
 ) -> bool:
-    """Whether the skier was seen within `max_gap` frames of `frame` (looking in `direction`),
-    at most `max_jump` box heights away from `box`."""
+    """Whether the skier was seen within `max_gap` frames of detection `row` (looking in
+    `direction`), at most `max_jump` box heights away from it."""
+    frame = int(detections.frame[row])
     for step in range(1, max_gap + 1):
-        other = skier.get(int(frame) + direction * step)
+        other = skier.get(frame + direction * step)
         if other is not None:
-            return _centre_jump(box, other) <= max_jump
+            return _centre_jump(detections.boxes[row], detections.boxes[other]) <= max_jump
     return False
+
+
+def _follow_untracked(boxes: np.ndarray, confidence: np.ndarray, detections: Detections, max_jump: float) -> None:
+    """Extend the skier's track, frame by frame forwards then backwards, with detections the
+    tracker left unassigned (it hides new tracks until confirmed, and loses fast movers),
+    where they continue the skier's box in place and size."""
+    untracked = np.flatnonzero(detections.track_id == UNTRACKED)
+    by_frame: dict[int, list[int]] = {}
+    for row in untracked:
+        by_frame.setdefault(int(detections.frame[row]), []).append(row)
+    frame_count = len(boxes)
+    for frames, step in ((range(1, frame_count), -1), (range(frame_count - 2, -1, -1), 1)):
+        for frame in frames:
+            previous = boxes[frame + step]
+            if not np.isnan(boxes[frame, 0]) or np.isnan(previous[0]):
+                continue
+            fits = [
+                row for row in by_frame.get(frame, [])
+                if _centre_jump(detections.boxes[row], previous) <= max_jump
+                and 2 / 3 <= _height(detections.boxes[row]) / _height(previous) <= 3 / 2
+            ]
+            if fits:
+                best = min(fits, key=lambda row: _centre_jump(detections.boxes[row], previous))
+                boxes[frame] = detections.boxes[best]
+                confidence[frame] = detections.confidence[best]
+
+
+def _height(box: np.ndarray) -> float:
+    return float(box[3] - box[1])
 
 
 def _centre_jump(a: np.ndarray, b: np.ndarray) -> float:
