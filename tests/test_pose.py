@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks.config import load_config
+from tasks.pose import crop_windows, fill_short_gaps, runs_of, square_crop
+
+NAN = np.nan
+
+
+@pytest.mark.parametrize(
+    ("mask", "runs"),
+    [
+        ([True, True, False, True], [(0, 2), (3, 4)]),
+        ([False, False], []),
+        ([True], [(0, 1)]),
+    ],
+)
+def test_runs_of(mask, runs):
+    assert runs_of(np.array(mask)) == runs
+
+
+@pytest.mark.parametrize(
+    ("values", "max_gap", "expected"),
+    [
+        ([0, NAN, 4], 1, [0, 2, 4]),
+        ([0, NAN, NAN, 6], 2, [0, 2, 4, 6]),
+        ([0, NAN, NAN, 6], 1, [0, NAN, NAN, 6]),
+        ([NAN, 1, 2, NAN], 5, [NAN, 1, 2, NAN]),
+    ],
+)
+def test_fill_short_gaps(values, max_gap, expected):
+    filled = fill_short_gaps(np.array(values, dtype=float)[:, None], max_gap)[:, 0]
+    np.testing.assert_allclose(filled, expected)
+
+
+def test_crop_windows_are_square_padded_and_bridge_short_gaps():
+    config = load_config(overrides={"pose": {"crop_smoothing_s": 0, "crop_padding": 0.25, "max_box_gap_s": 0.2}}).pose
+    boxes = np.array([[100, 100, 200, 300]] * 10, dtype=float)
+    boxes[4:6] = NAN
+    windows = crop_windows(boxes, 25.0, config)
+    np.testing.assert_allclose(windows[0], [150, 200, 300])
+    np.testing.assert_allclose(windows[4], [150, 200, 300])
+
+
+def test_square_crop_maps_back_to_frame_pixels():
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[40, 150] = 255
+    crop, origin, side = square_crop(image, np.array([150, 40, 50]), 100)
+    y, x = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
+    # A pixel found in the crop maps back to where it is in the frame.
+    assert origin[0] + (x + 0.5) / 100 * side == pytest.approx(150.5, abs=1)
+    assert origin[1] + (y + 0.5) / 100 * side == pytest.approx(40.5, abs=1)
+    assert crop[:10].sum() == 0  # outside the frame is black

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from tasks.errors import InvalidVideoError
+from tasks.video import iter_frames, probe_video
+
+
+def test_probe_reads_the_sample_clips(media):
+    piste = probe_video(media / "piste_followcam.mp4")
+    assert (piste.width, piste.height, piste.fps, piste.frame_count) == (1920, 1080, 25.0, 151)
+    assert piste.codec == "h264" and piste.rotation == 0
+    assert piste.duration_s == pytest.approx(6.04, abs=0.01)
+    assert (piste.trim_start_s, piste.trim_end_s, piste.frames_in_trim) == (0.0, piste.duration_s, 151)
+    indoor = probe_video(media / "indoor_carpet_front.mp4")
+    assert (indoor.width, indoor.height, indoor.frame_count) == (848, 480, 508)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("zero_bytes", "empty (0 bytes)"),
+        ("truncated", "damaged or not a video"),
+        ("truncated_faststart", "incomplete: it declares 508 frames but holds only"),
+        ("image", "still image, not a video"),
+        ("audio_only", "no video track"),
+    ],
+)
+def test_probe_rejects_bad_files_with_a_clear_message(derived, name, message):
+    with pytest.raises(InvalidVideoError, match=re.escape(message)):
+        probe_video(derived[name])
+
+
+def test_probe_rejects_a_missing_file(tmp_path):
+    with pytest.raises(InvalidVideoError, match="does not exist"):
+        probe_video(tmp_path / "nothing.mp4")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        (7.0, None, "starts at 7.00 s but the video is only 6.04 s long"),
+        (None, 9.5, "ends at 9.50 s but the video is only 6.04 s long"),
+        (3.0, 2.0, "end must come after the trim start"),
+        (-1.0, None, "cannot be negative"),
+        (2.0, 2.2, "at least 0.50 s is needed"),
+    ],
+)
+def test_trim_outside_the_clip_is_rejected(media, start, end, message):
+    with pytest.raises(InvalidVideoError, match=re.escape(message)):
+        probe_video(media / "piste_followcam.mp4", start, end, min_duration_s=0.5)
+
+
+def test_trim_longer_than_the_limit_is_rejected(media):
+    with pytest.raises(InvalidVideoError, match="limit is 5 s"):
+        probe_video(media / "piste_followcam.mp4", max_duration_s=5)
+
+
+def test_trim_window_selects_its_frames(media):
+    info = probe_video(media / "indoor_carpet_front.mp4", 2.0, 3.0)
+    frames = list(iter_frames(info))
+    assert len(frames) == info.frames_in_trim == 30
+    assert frames[0].index == 0 and frames[0].time_s == pytest.approx(2.0, abs=1 / 30)
+    assert frames[-1].time_s < 3.0
+
+
+def test_frames_can_be_scaled_down(media):
+    info = probe_video(media / "piste_followcam.mp4", 0, 1)
+    frame = next(iter_frames(info, max_side=640))
+    assert frame.image.shape == (360, 640, 3)
+
+
+def test_rotation_tag_gives_upright_frames(derived):
+    plain = probe_video(derived["short"])
+    rotated = probe_video(derived["rotated"])
+    assert rotated.rotation == 90
+    assert (rotated.width, rotated.height) == (plain.height, plain.width)
+    original = next(iter_frames(plain)).image
+    upright = next(iter_frames(rotated)).image
+    assert upright.shape == (848, 480, 3)
+    np.testing.assert_array_equal(upright, cv2.rotate(original, cv2.ROTATE_90_CLOCKWISE))
