@@ -26,7 +26,9 @@ def _quiet_prefect_defaults() -> None:
     defaults = {
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
+        # Run logs still reach the Prefect API (and UI); the terminal shows our own summary.
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+        "GLOG_minloglevel": "2",
         # The temporary local server takes 10-20 s to start on a small machine.
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "YOLO_OFFLINE": "1",

@@ -18,7 +18,7 @@ def derive_all(piste: Path, indoor: Path, folder: Path) -> dict[str, Path]:
     short = remux(indoor, folder / "short.mp4", seconds=1.0)
     return {
         "short": short,
-        "rotated": with_rotation_tag(short, folder / "rotated.mp4"),
+        "rotated": stored_sideways(short, folder / "rotated.mp4"),
         "zero_bytes": _write(folder / "empty.mp4", b""),
         "truncated": _write(folder / "truncated.mp4", piste.read_bytes()[: piste.stat().st_size * 2 // 3]),
         "truncated_faststart": truncated_faststart(indoor, folder / "truncated_faststart.mp4"),
@@ -44,12 +44,30 @@ def remux(source: Path, target: Path, seconds: float, faststart: bool = False) -
     return target
 
 
+def stored_sideways(source: Path, target: Path) -> Path:
+    """The clip as a phone stores it: frames turned a quarter counter-clockwise, with a tag
+    telling players to turn them a quarter clockwise, so it displays like `source`."""
+    sideways = target.with_name("sideways.mp4")
+    with av.open(str(source)) as src, av.open(str(sideways), "w") as dst:
+        stream = src.streams.video[0]
+        out = dst.add_stream("libx264", rate=stream.average_rate)
+        out.width, out.height, out.pix_fmt = stream.height, stream.width, "yuv420p"
+        out.options = {"crf": "12"}
+        for i, frame in enumerate(src.decode(stream)):
+            turned = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="bgr24")))
+            encoded = av.VideoFrame.from_ndarray(turned, format="bgr24")
+            encoded.pts = i
+            dst.mux(out.encode(encoded))
+        dst.mux(out.encode(None))
+    return with_rotation_tag(sideways, target)
+
+
 def with_rotation_tag(source: Path, target: Path) -> Path:
-    """The same file with the video track's display matrix set to a 90-degree rotation."""
+    """The same file with the video track's display matrix set to a quarter turn clockwise."""
     data = bytearray(source.read_bytes())
     tkhd = data.find(b"tkhd")
     version = data[tkhd + 4]
-    # Box header, version/flags, times, track id, reserved, duration, reserved, layer, group, volume, reserved.
+    # Skip type, version/flags, times, track id, reserved, duration, reserved, layer/group/volume/reserved.
     offset = tkhd + 4 + 4 + (16 if version == 0 else 28) + 8 + 8
     data[offset : offset + 36] = _ROTATE_90_MATRIX
     target.write_bytes(bytes(data))
