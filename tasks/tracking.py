@@ -186,8 +186,7 @@ def select_skier(
     rows = np.asarray(list(skier_rows.values()), dtype=np.int64)
     boxes[detections.frame[rows]] = detections.boxes[rows]
     confidence[detections.frame[rows]] = detections.confidence[rows]
-    per_track = np.bincount(detections.track_id[rows] - min(chosen), minlength=0)
-    frames_per_track = {track_id: int(per_track[track_id - min(chosen)]) for track_id in chosen}
+    frames_per_track = {track_id: int(np.sum(detections.track_id[rows] == track_id)) for track_id in chosen}
     _follow_untracked(boxes, confidence, detections, config.stitch_max_jump / 2)
     return SkierTrack(boxes, confidence, tuple(chosen), frames_per_track, selection, len(ids), tuple(warnings))
 

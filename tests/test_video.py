@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tasks.errors import InvalidVideoError
-from tasks.video import iter_frames, probe_video
+from tasks.video import iter_frames, probe_video, read_ahead
 
 
 def test_probe_reads_the_sample_clips(media):
@@ -82,3 +82,21 @@ def test_rotation_tag_gives_upright_frames(derived):
     upright = next(iter_frames(rotated)).image.astype(float)
     assert upright.shape == original.shape
     assert np.abs(upright - original).mean() < 4  # the same picture, up to re-encoding
+
+
+def test_read_ahead_keeps_order_and_stops_early():
+    assert list(read_ahead(iter(range(100)), depth=3)) == list(range(100))
+    reader = read_ahead(iter(range(100)), depth=3)
+    assert [next(reader) for _ in range(5)] == [0, 1, 2, 3, 4]
+    reader.close()  # the producer thread stops instead of blocking on a full buffer
+
+
+def test_read_ahead_raises_the_producers_error():
+    def failing():
+        yield 1
+        raise RuntimeError("decoder broke")
+
+    reader = read_ahead(failing(), depth=2)
+    assert next(reader) == 1
+    with pytest.raises(RuntimeError, match="decoder broke"):
+        next(reader)

@@ -1,0 +1,107 @@
+"""Pipeline speed and memory on the sample clips.
+
+Runs each stage's plain function on each clip (and on growing windows of the longest clip,
+to show that memory does not grow with length), every run in its own process so peak RSS is
+its own, and prints a table.
+
+    .venv/bin/python benchmarks/pipeline.py [--device cpu] [--media ../shared/media]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RUNS = [
+    ("piste_followcam.mp4", None),
+    ("indoor_carpet_front.mp4", 4.0),
+    ("indoor_carpet_front.mp4", 8.0),
+    ("indoor_carpet_front.mp4", None),
+]
+
+
+def measure(clip: Path, seconds: float | None, device: str) -> dict:
+    """Run every stage once on `clip` (its first `seconds`) and time each."""
+    from tasks.config import load_config
+    from tasks.device import resolve_device
+    from tasks.models import require_model
+    from tasks.pose import crop_windows, estimate_pose
+    from tasks.render import render_overlay
+    from tasks.smoothing import smooth_pose
+    from tasks.tracking import detect_and_track, select_skier
+    from tasks.video import probe_video
+
+    config = load_config()
+    device = resolve_device(device)
+    timings: dict[str, float] = {}
+
+    def timed(stage, function, *args):
+        started = time.perf_counter()
+        result = function(*args)
+        timings[stage] = time.perf_counter() - started
+        return result
+
+    info = timed("probe", probe_video, clip, None, seconds)
+    detections = timed("track", detect_and_track, info, config.tracking, require_model(config.models, "detector"), device)
+    skier = select_skier(detections, config.tracking)
+    windows = crop_windows(skier.boxes, info.fps, config.pose)
+    raw = timed("pose", estimate_pose, info, windows, config.pose, require_model(config.models, "pose"))
+    smoothed = timed("smooth", smooth_pose, raw, config.smoothing)
+    with tempfile.TemporaryDirectory() as out:
+        timed("render", render_overlay, info, skier.boxes, smoothed, config.render, Path(out) / "overlay.mp4")
+    return {
+        "clip": clip.name,
+        "size": f"{info.width}x{info.height}",
+        "frames": info.frames_in_trim,
+        "device": device,
+        "timings": timings,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    header = (
+        f"{'clip':<24} {'size':>9} {'frames':>6} {'device':>6} {'probe s':>7} {'track fps':>9} "
+        f"{'pose fps':>8} {'smooth ms':>9} {'render fps':>10} {'total s':>7} {'e2e fps':>7} {'peak MB':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        t, frames = row["timings"], row["frames"]
+        total = sum(t.values())
+        print(
+            f"{row['clip']:<24} {row['size']:>9} {frames:>6} {row['device']:>6} {t['probe']:>7.2f} "
+            f"{frames / t['track']:>9.1f} {frames / t['pose']:>8.1f} {1000 * t['smooth']:>9.1f} "
+            f"{frames / t['render']:>10.1f} {total:>7.1f} {frames / total:>7.1f} {row['peak_rss_mb']:>7.0f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--media", type=Path, default=ROOT.parent / "shared" / "media")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--one", nargs=2, metavar=("CLIP", "SECONDS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        clip, seconds = args.one
+        print(json.dumps(measure(Path(clip), None if seconds == "all" else float(seconds), args.device)))
+        return
+    rows = []
+    for name, seconds in RUNS:
+        command = [sys.executable, __file__, "--device", args.device, "--one", str(args.media / name), str(seconds or "all")]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
