@@ -24,13 +24,8 @@ from tasks.video import VideoInfo, probe_video
 
 
 def _retry_unless_user_error(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except PoserError:
-        return False
-    except Exception:
-        return True
-    return True
+    """Retry unexpected failures; a `PoserError` would fail the same way again."""
+    return not isinstance(state.result(raise_on_failure=False), PoserError)
 
 
 _RETRYABLE = dict(

@@ -61,10 +61,6 @@ class VideoInfo:
     trim_end_s: float
     frames_in_trim: int
 
-    @property
-    def trim_duration_s(self) -> float:
-        return self.trim_end_s - self.trim_start_s
-
 
 @dataclass(frozen=True)
 class VideoFrame:
