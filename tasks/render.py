@@ -15,7 +15,7 @@ from tasks.pose import PoseSequence
 from tasks.progress import ProgressCallback
 from tasks.video import VideoInfo, iter_frames
 
-# BGR colours: the skier's left in orange, right in cyan, the box in green.
+# BGR colours: MediaPipe's left side in orange, right in cyan, the box in green.
 LEFT_COLOUR = (0, 140, 255)
 RIGHT_COLOUR = (255, 200, 0)
 CENTRE_COLOUR = (240, 240, 240)
