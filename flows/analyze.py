@@ -37,11 +37,12 @@ def analyze_video(
     config_overrides: dict[str, Any] | None = None,
     skier_hint: SkierHint | None = None,
 ) -> dict[str, Any]:
-    """Track the skier, estimate and smooth their pose, and write the overlay video and data.
+    """Track the skier, estimate and smooth their pose, find turns and score them, and write
+    the overlay video, the chart and the data.
 
     Args:
         video_path: The clip to analyse.
-        out_dir: Folder for `overlay.mp4`, `landmarks.csv` and `results.json`.
+        out_dir: Folder for `overlay.mp4`, `landmarks.csv`, `turns.csv`, `metrics.png` and `results.json`.
         trim_start_s: Start of the analysed part, in seconds.
         trim_end_s: End of the analysed part, in seconds.
         device: `auto`, `cpu`, `cuda` or `mps`; the config's choice when omitted.
@@ -77,14 +78,23 @@ def analyze_video(
                 f"The skier was found in {skier.tracked_fraction:.0%} of frames; at least "
                 f"{config.tracking.min_tracked_fraction:.0%} is needed. Film one skier, large in the frame."
             )
-            results = build_results(outcome=OUTCOME_NO_SKIER, pose=None, outputs={}, warnings=warnings, **common)
-            return steps.export(results, skier, None, out_dir)
+            results = build_results(
+                outcome=OUTCOME_NO_SKIER, pose=None, metrics=None, outputs={}, warnings=warnings, **common
+            )
+            return steps.export(results, skier, None, None, out_dir)
         with timed("pose"):
             raw = steps.pose(info, skier, config)
         with timed("smooth"):
             smoothed = steps.smooth(raw, config)
+        with timed("metrics"):
+            found = steps.metrics(smoothed, config)
         with timed("render"):
-            video = steps.render(info, skier, smoothed, config, out_dir)
-        outputs = {"video": Path(video).name, "landmarks_csv": "landmarks.csv", "results_json": "results.json"}
-        results = build_results(outcome=OUTCOME_COMPLETE, pose=smoothed, outputs=outputs, warnings=warnings, **common)
-        return steps.export(results, skier, smoothed, out_dir)
+            video = steps.render(info, skier, smoothed, found, config, out_dir)
+        outputs = {
+            "video": Path(video).name, "landmarks_csv": "landmarks.csv", "turns_csv": "turns.csv",
+            "chart": "metrics.png", "results_json": "results.json",
+        }
+        results = build_results(
+            outcome=OUTCOME_COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings, **common
+        )
+        return steps.export(results, skier, smoothed, found, out_dir)

@@ -17,6 +17,7 @@ STAGE_LABELS = {
     "track": "Finding the skier",
     "pose": "Estimating the pose",
     "smooth": "Smoothing",
+    "metrics": "Finding the turns",
     "render": "Drawing the overlay",
 }
 

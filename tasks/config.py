@@ -75,6 +75,22 @@ class SmoothingConfig(_Section):
     min_visibility: float = Field(gt=0, le=1)
 
 
+class MetricsConfig(_Section):
+    camera_side: Literal["auto", "behind", "front"]
+    com_trunk_weight: float = Field(ge=0, le=1)
+    max_inclination_deg: float = Field(gt=0, le=90)
+    hysteresis_deg: float = Field(ge=0)
+    min_turn_s: float = Field(ge=0)
+    min_peak_deg: float = Field(ge=0)
+    edged_fraction: float = Field(ge=0, le=1)
+    edge_difference_scale_deg: float = Field(gt=0)
+    max_lag_ms: float = Field(ge=0)
+    lag_scale_ms: float = Field(gt=0)
+    agreement_weight: float = Field(ge=0, le=1)
+    summary_window: int = Field(ge=1)
+    side_window: int = Field(ge=1)
+
+
 class RenderConfig(_Section):
     crf: int = Field(ge=0, le=51)
     preset: Literal[
@@ -92,6 +108,7 @@ class AnalysisConfig(_Section):
     tracking: TrackingConfig
     pose: PoseConfig
     smoothing: SmoothingConfig
+    metrics: MetricsConfig
     render: RenderConfig
 
 

@@ -20,21 +20,35 @@ from tasks.config import AnalysisConfig
 from tasks.landmarks import LANDMARK_NAMES
 from tasks.pose import PoseSequence
 from tasks.tracking import SkierTrack
+from tasks.turns import TechniqueMetrics, Turn
 from tasks.video import VideoInfo
 
 SCHEMA_VERSION = "1.0"
 # Per landmark: image position (px), world position (m) and visibility (0-1).
 LANDMARK_AXES = ("x_px", "y_px", "x_m", "y_m", "z_m", "visibility")
 FRAME_COLUMNS = ("frame", "time_s", "skier_x1", "skier_y1", "skier_x2", "skier_y2", "pose_detected")
+# Per-frame technique metrics, in degrees; the turn index is -1 outside any turn.
+METRIC_COLUMNS = (
+    "turn_index", "inclination_deg", "left_edge_deg", "right_edge_deg", "edge_difference_deg", "shin_angle_deg",
+)
+TURN_COLUMNS = tuple(Turn.__dataclass_fields__)
 
 
 def landmark_columns() -> list[str]:
     return [f"{name}.{axis}" for name in LANDMARK_NAMES for axis in LANDMARK_AXES]
 
 
-def write_landmarks_csv(path: Path, skier: SkierTrack, pose: PoseSequence) -> Path:
-    """One row per frame of the window; landmark cells are empty where there is no pose."""
+def write_landmarks_csv(path: Path, skier: SkierTrack, pose: PoseSequence, metrics: TechniqueMetrics) -> Path:
+    """One row per frame of the window; landmark and angle cells are empty where there is no pose."""
     frames = len(pose.times_s)
+    angles = metrics.angles
+    per_frame = np.round(
+        np.column_stack([
+            angles.inclination_deg, angles.left_edge_deg, angles.right_edge_deg,
+            angles.edge_difference_deg, angles.shin_angle_deg,
+        ]),
+        2,
+    )
     landmarks = np.concatenate(
         [np.round(pose.image_xy, 2), np.round(pose.world_xyz, 4), np.round(pose.visibility[..., None], 3)],
         axis=2,
@@ -42,11 +56,24 @@ def write_landmarks_csv(path: Path, skier: SkierTrack, pose: PoseSequence) -> Pa
     boxes = np.round(skier.boxes, 1)
     with _atomic(path, newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*FRAME_COLUMNS, *landmark_columns()])
+        writer.writerow([*FRAME_COLUMNS, *METRIC_COLUMNS, *landmark_columns()])
         for i in range(frames):
             writer.writerow(
-                [i, f"{pose.times_s[i]:.4f}", *_cells(boxes[i]), int(pose.detected[i]), *_cells(landmarks[i])]
+                [
+                    i, f"{pose.times_s[i]:.4f}", *_cells(boxes[i]), int(pose.detected[i]),
+                    int(metrics.turn_of_frame[i]), *_cells(per_frame[i]), *_cells(landmarks[i]),
+                ]
             )
+    return path
+
+
+def write_turns_csv(path: Path, metrics: TechniqueMetrics) -> Path:
+    """One row per turn, partial ones included and flagged."""
+    with _atomic(path, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=TURN_COLUMNS)
+        writer.writeheader()
+        for turn in metrics.turns:
+            writer.writerow({key: "" if value is None else value for key, value in turn.as_dict().items()})
     return path
 
 
@@ -58,6 +85,7 @@ def build_results(
     device: str,
     skier: SkierTrack,
     pose: PoseSequence | None,
+    metrics: TechniqueMetrics | None,
     outputs: dict[str, str],
     timings: dict[str, float],
     warnings: list[str],
@@ -87,6 +115,7 @@ def build_results(
             "frames_detected": int(sum(frame["pose_detected"] for frame in frames)),
             "pose_fraction": round(with_pose / max(len(frames), 1), 4),
         },
+        "metrics": metrics.as_dict() if metrics is not None else None,
         "frames": frames,
         "outputs": outputs,
         "timings_s": {stage: round(seconds, 3) for stage, seconds in timings.items()},

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int], None]
 
 # Share of the whole analysis each stage takes, in pipeline order, for one overall percentage.
-STAGE_WEIGHTS = {"probe": 0.02, "track": 0.40, "pose": 0.30, "smooth": 0.03, "render": 0.25}
+STAGE_WEIGHTS = {"probe": 0.02, "track": 0.40, "pose": 0.30, "smooth": 0.02, "metrics": 0.01, "render": 0.25}
 
 
 def overall_percent(stage_name: str, fraction: float) -> float:

@@ -13,6 +13,7 @@ from tasks.config import RenderConfig
 from tasks.landmarks import BODY_JOINTS, CENTRE_BONES, LEFT_BONES, RIGHT_BONES
 from tasks.pose import PoseSequence
 from tasks.progress import ProgressCallback
+from tasks.turns import TechniqueMetrics
 from tasks.video import VideoInfo, iter_frames
 
 # BGR colours: MediaPipe's left side in orange, right in cyan, the box in green.
@@ -20,17 +21,24 @@ LEFT_COLOUR = (0, 140, 255)
 RIGHT_COLOUR = (255, 200, 0)
 CENTRE_COLOUR = (240, 240, 240)
 BOX_COLOUR = (80, 220, 80)
+# How long the transition marker stays on screen after each transition.
+_TRANSITION_MARKER_S = 0.3
 
 
 def render_overlay(
     info: VideoInfo,
     boxes: np.ndarray,
     pose: PoseSequence,
+    metrics: TechniqueMetrics,
     config: RenderConfig,
     path: Path,
     on_progress: ProgressCallback | None = None,
 ) -> Path:
     """Write the trim window with the overlay drawn, at the input's size, rate and orientation.
+
+    The overlay shows the skier's box and skeleton, the frame time, the current turn's
+    direction and edge similarity with the run's average so far, and a marker for a moment
+    after each transition.
 
     The file appears at `path` only once complete. Odd frame sizes are padded by one pixel,
     which H.264's 4:2:0 format requires.
@@ -49,6 +57,7 @@ def render_overlay(
             image = _pad_even(frame.image)
             draw_overlay(image, boxes[frame.index], pose, frame.index, config.min_visibility)
             draw_time(image, frame.time_s, frame.index, info.frames_in_trim)
+            draw_turn(image, metrics, frame.index, round(_TRANSITION_MARKER_S * info.fps))
             video_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             video_frame.pts = frame.index
             video_frame.time_base = 1 / rate
@@ -89,6 +98,42 @@ def draw_time(image: np.ndarray, time_s: float, index: int, frame_count: int) ->
         image, text, (margin, margin + height), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
         (255, 255, 255), scale, cv2.LINE_AA,
     )
+
+
+def draw_turn(image: np.ndarray, metrics: TechniqueMetrics, index: int, marker_frames: int) -> None:
+    """Write the current turn and its score in the bottom-left corner; mark fresh transitions."""
+    number = metrics.turn_of_frame[index]
+    if number < 0:
+        return
+    turn = metrics.turns[number]
+    finished = [t.edge_similarity for t in metrics.turns if t.end_frame <= index and t.edge_similarity is not None]
+    score = "partial turn" if turn.partial else (
+        "no score" if turn.edge_similarity is None else f"edge similarity {turn.edge_similarity:.0f}"
+    )
+    lines = [f"{turn.direction.upper()} turn {turn.index}", score]
+    if finished:
+        lines.append(f"run average {np.mean(finished):.0f}")
+    colour = RIGHT_COLOUR if turn.direction == "right" else LEFT_COLOUR
+    _text_block(image, lines, colour, corner="bottom-left")
+    if turn.index > 0 and index - turn.start_frame < marker_frames:
+        _text_block(image, ["TRANSITION"], (0, 230, 255), corner="top-right")
+
+
+def _text_block(image: np.ndarray, lines: list[str], colour: tuple[int, int, int], corner: str) -> None:
+    scale = _line_scale(image)
+    font_scale, margin = 0.6 * scale, 8 * scale
+    sizes = [cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, font_scale, scale)[0] for line in lines]
+    line_height = max(h for _, h in sizes) + margin
+    width = max(w for w, _ in sizes) + 2 * margin
+    height = line_height * len(lines) + margin
+    x0 = 0 if corner.endswith("left") else image.shape[1] - width
+    y0 = image.shape[0] - height if corner.startswith("bottom") else 0
+    cv2.rectangle(image, (x0, y0), (x0 + width, y0 + height), (0, 0, 0), -1)
+    cv2.rectangle(image, (x0, y0), (x0 + 4 * scale, y0 + height), colour, -1)
+    for i, line in enumerate(lines):
+        baseline = y0 + margin + line_height * (i + 1) - margin // 2
+        cv2.putText(image, line, (x0 + margin + 4 * scale, baseline - margin // 2), cv2.FONT_HERSHEY_SIMPLEX,
+                    font_scale, (255, 255, 255), scale, cv2.LINE_AA)
 
 
 def _line_scale(image: np.ndarray) -> int:

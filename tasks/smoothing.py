@@ -8,9 +8,12 @@ and stay empty, so no motion is invented.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from tasks.config import SmoothingConfig
+from tasks.landmarks import INDEX
 from tasks.pose import PoseSequence, fill_short_gaps, runs_of
 
 
@@ -21,6 +24,7 @@ def smooth_pose(pose: PoseSequence, config: SmoothingConfig) -> PoseSequence:
         A pose of the same shape; bridged frames get landmarks, visibility interpolated.
     """
     frames = len(pose.times_s)
+    pose = drop_upside_down(pose)
     if not pose.detected.any():
         return pose
     reliability = np.clip(np.nan_to_num(pose.visibility, nan=0.0), config.min_visibility, 1.0)
@@ -49,6 +53,20 @@ def smooth_pose(pose: PoseSequence, config: SmoothingConfig) -> PoseSequence:
         smoothed_world.reshape(pose.world_xyz.shape),
         visibility,
     )
+
+
+def drop_upside_down(pose: PoseSequence) -> PoseSequence:
+    """Treat poses with the ankles above the hips as failed detections: the pose model sometimes
+    flips a crouched skier seen from behind, and one such frame drags its smoothed neighbours."""
+    hips = (pose.image_xy[:, INDEX["left_hip"], 1] + pose.image_xy[:, INDEX["right_hip"], 1]) / 2
+    ankles = (pose.image_xy[:, INDEX["left_ankle"], 1] + pose.image_xy[:, INDEX["right_ankle"], 1]) / 2
+    upside_down = ankles < hips  # image y points down
+    if not upside_down.any():
+        return pose
+    image, world, visibility = pose.image_xy.copy(), pose.world_xyz.copy(), pose.visibility.copy()
+    for values in (image, world, visibility):
+        values[upside_down] = np.nan
+    return replace(pose.with_landmarks(image, world, visibility), detected=pose.detected & ~upside_down)
 
 
 def bridged_segments(observed: np.ndarray, max_gap: int) -> list[tuple[int, int]]:

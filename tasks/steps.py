@@ -13,13 +13,16 @@ from prefect import task
 
 from tasks.config import AnalysisConfig
 from tasks.errors import PoserError
-from tasks.export import write_json, write_landmarks_csv
+from tasks.charts import plot_metrics
+from tasks.export import write_json, write_landmarks_csv, write_turns_csv
+from tasks.frontal import frontal_angles
 from tasks.models import require_model
 from tasks.pose import PoseSequence, crop_windows, estimate_pose
 from tasks.progress import stage
 from tasks.render import render_overlay
 from tasks.smoothing import smooth_pose
 from tasks.tracking import SkierHint, SkierTrack, detect_and_track, select_skier
+from tasks.turns import TechniqueMetrics, analyse_turns
 from tasks.video import VideoInfo, probe_video
 
 
@@ -68,19 +71,36 @@ def smooth(raw: PoseSequence, config: AnalysisConfig) -> PoseSequence:
     return smoothed
 
 
+@task(name="metrics", **_RETRYABLE)
+def metrics(smoothed: PoseSequence, config: AnalysisConfig) -> TechniqueMetrics:
+    with stage("metrics", 1) as progress:
+        angles = frontal_angles(smoothed, config.metrics)
+        found = analyse_turns(smoothed.times_s, angles, config.metrics)
+        progress(1)
+    return found
+
+
 @task(name="render", **_RETRYABLE)
-def render(info: VideoInfo, skier: SkierTrack, smoothed: PoseSequence, config: AnalysisConfig, out_dir: str) -> str:
+def render(
+    info: VideoInfo, skier: SkierTrack, smoothed: PoseSequence, found: TechniqueMetrics,
+    config: AnalysisConfig, out_dir: str,
+) -> str:
     path = Path(out_dir) / "overlay.mp4"
     with stage("render", info.frames_in_trim) as progress:
-        render_overlay(info, skier.boxes, smoothed, config.render, path, progress)
+        render_overlay(info, skier.boxes, smoothed, found, config.render, path, progress)
     return str(path)
 
 
 @task(name="export", **_RETRYABLE)
-def export(results: dict, skier: SkierTrack, smoothed: PoseSequence | None, out_dir: str) -> dict:
-    """Write `landmarks.csv` (when there is a pose) and `results.json`; returns the results."""
+def export(
+    results: dict, skier: SkierTrack, smoothed: PoseSequence | None, found: TechniqueMetrics | None, out_dir: str
+) -> dict:
+    """Write `landmarks.csv`, `turns.csv` and `metrics.png` (when there is a pose) and
+    `results.json`; returns the results."""
     out = Path(out_dir)
-    if smoothed is not None:
-        write_landmarks_csv(out / "landmarks.csv", skier, smoothed)
+    if smoothed is not None and found is not None:
+        write_landmarks_csv(out / "landmarks.csv", skier, smoothed, found)
+        write_turns_csv(out / "turns.csv", found)
+        plot_metrics(smoothed.times_s, found, out / "metrics.png")
     write_json(out / "results.json", results)
     return results

@@ -13,13 +13,16 @@ import av
 import numpy as np
 import pytest
 
+import yaml
+
 from flows.analyze import analyze_video
 from tasks import steps
-from tasks.export import landmark_columns
+from tasks.export import METRIC_COLUMNS, TURN_COLUMNS, landmark_columns
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 CLIPS = ("piste_followcam", "indoor_carpet_front")
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def test_csv_and_json_agree(analyses, clip):
     with open(out / "landmarks.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(results["frames"]) == results["input"]["frames_in_trim"]
-    assert set(landmark_columns()) <= set(rows[0])
+    assert set(landmark_columns()) | set(METRIC_COLUMNS) <= set(rows[0])
     for row, frame in zip(rows, results["frames"]):
         assert int(row["frame"]) == frame["index"]
         assert float(row["time_s"]) == pytest.approx(frame["time_s"], abs=1e-3)
@@ -75,6 +78,35 @@ def test_csv_and_json_agree(analyses, clip):
     hips = np.array([[float(r[f"{side}_hip.{axis}_m"]) for side in ("left", "right") for axis in "xyz"] for r in posed])
     hip_width = np.linalg.norm(hips[:, :3] - hips[:, 3:], axis=1)
     assert 0.1 < np.median(hip_width) < 0.5  # world landmarks are in metres
+
+
+def test_turns_match_the_annotation_of_the_piste_clip(analyses):
+    annotation = yaml.safe_load((DATA / "piste_followcam_turns.yaml").read_text())
+    metrics = analyses["piste_followcam"][0]["metrics"]
+    assert metrics["camera_side"] == annotation["camera_side"]
+    turns = metrics["turns"]
+    assert [turn["direction"] for turn in turns] == annotation["directions"]
+    assert [turn["partial"] for turn in turns] == [True] + [False] * (len(turns) - 2) + [True]
+    detected = [turn["start_s"] for turn in turns[1:]]
+    assert detected == pytest.approx(annotation["transitions_s"], abs=0.25)
+    for turn in turns[1:-1]:
+        assert 0 <= turn["edge_similarity"] <= 100
+        assert turn["start_s"] < turn["apex_s"] < turn["end_s"]
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_turns_csv_chart_and_frame_columns_agree_with_the_json(analyses, clip):
+    results, out = analyses[clip]
+    with open(out / "turns.csv", newline="") as handle:
+        turns = list(csv.DictReader(handle))
+    assert tuple(turns[0]) == TURN_COLUMNS
+    assert [row["direction"] for row in turns] == [t["direction"] for t in results["metrics"]["turns"]]
+    assert [float(row["start_s"]) for row in turns] == [t["start_s"] for t in results["metrics"]["turns"]]
+    with open(out / "landmarks.csv", newline="") as handle:
+        frames = list(csv.DictReader(handle))
+    for turn in results["metrics"]["turns"]:
+        assert {int(row["turn_index"]) for row in frames[turn["start_frame"] : turn["end_frame"]]} == {turn["index"]}
+    assert (out / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_rotated_clip_is_analysed_upright(derived, tmp_path):

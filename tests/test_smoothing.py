@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tasks.config import load_config
+from tasks.landmarks import INDEX
 from tasks.pose import PoseSequence
 from tasks.smoothing import bridged_segments, rts_smooth, smooth_pose
 
@@ -80,3 +81,17 @@ def test_smooth_pose_bridges_short_gaps_only():
     assert not smoothed.has_pose[90:110].any()
     assert np.isnan(smoothed.visibility[90:110]).all()
     assert np.abs(smoothed.image_xy[:40, 0, 0] - 500 - TRUTH[:40]).mean() < 3
+
+
+def test_upside_down_poses_are_dropped_before_smoothing():
+    config = load_config().smoothing
+    pose = PoseSequence.empty(TIMES[:20])
+    pose.detected[:] = True
+    pose.image_xy[:] = 100.0
+    pose.image_xy[:, INDEX["left_ankle"], 1] = pose.image_xy[:, INDEX["right_ankle"], 1] = 300.0
+    pose.image_xy[10, INDEX["left_ankle"], 1] = pose.image_xy[10, INDEX["right_ankle"], 1] = 20.0
+    pose.world_xyz[:] = 0.0
+    pose.visibility[:] = 1.0
+    smoothed = smooth_pose(pose, config)
+    assert not smoothed.detected[10] and smoothed.has_pose[10]  # bridged from its neighbours
+    assert smoothed.image_xy[10, INDEX["left_ankle"], 1] == pytest.approx(300.0, abs=1)

@@ -1,0 +1,115 @@
+"""Per-frame angles in the skier's frontal plane: inclination and the edge angle of each leg.
+
+The frontal plane holds the hip line and the vertical. With the camera behind or in front of
+the skier, as our filming tips ask, that is the image plane, and angles are measured there from
+the image landmarks: from vertical, positive towards the skier's own right. The world landmarks'
+depth is not used for the plane: from one camera it is the model's guess, and on the follow-cam
+clip the hip line's depth flips sign from frame to frame, which would swing the plane by tens of
+degrees. The 3D angle between the shins does use the world landmarks.
+
+MediaPipe labels left and right as for a person facing the camera, and for a skier filmed from
+behind it swaps them from frame to frame. So sides are not taken from its labels: the skier's
+left leg is the one whose hip is on the image left when filmed from behind (right when filmed
+from the front), and the camera side is detected once per clip or set in the config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tasks.config import MetricsConfig
+from tasks.landmarks import INDEX
+from tasks.pose import PoseSequence
+
+_LEG = ("hip", "knee", "ankle")
+
+
+@dataclass(frozen=True)
+class FrameAngles:
+    """Frontal-plane angles per frame in degrees; NaN where there is no usable pose.
+
+    Attributes:
+        inclination_deg: Lean of the centre-of-mass proxy over the ankles' midpoint.
+        left_edge_deg: Tilt of the left shin (knee minus ankle), the edge angle proxy.
+        right_edge_deg: Tilt of the right shin.
+        edge_difference_deg: Left minus right edge angle.
+        shin_angle_deg: 3D angle between the two shins (0 = parallel).
+        camera_side: `behind` or `front`.
+    """
+
+    inclination_deg: np.ndarray
+    left_edge_deg: np.ndarray
+    right_edge_deg: np.ndarray
+    edge_difference_deg: np.ndarray
+    shin_angle_deg: np.ndarray
+    camera_side: str
+
+
+def detect_camera_side(pose: PoseSequence) -> str:
+    """`front` when the pose model puts the nose nearer the camera than the ears, else `behind`."""
+    world = pose.world_xyz
+    nose_depth = world[:, INDEX["nose"], 2]
+    ear_depth = (world[:, INDEX["left_ear"], 2] + world[:, INDEX["right_ear"], 2]) / 2
+    difference = nose_depth - ear_depth
+    difference = difference[~np.isnan(difference)]
+    return "front" if len(difference) and np.median(difference) < 0 else "behind"
+
+
+def frontal_angles(pose: PoseSequence, config: MetricsConfig) -> FrameAngles:
+    """Inclination and edge angles per frame (see the module notes for the conventions)."""
+    side = detect_camera_side(pose) if config.camera_side == "auto" else config.camera_side
+    # Image x points to the skier's right when filmed from behind, to their left from the front.
+    towards_right = 1.0 if side == "behind" else -1.0
+
+    def tilt(vectors: np.ndarray) -> np.ndarray:
+        return np.degrees(np.arctan2(towards_right * vectors[:, 0], -vectors[:, 1]))
+
+    image_left, image_right = skier_legs(pose.image_xy, pose.image_xy, side)
+    ankles = (image_left["ankle"] + image_right["ankle"]) / 2
+    inclination = tilt(centre_of_mass(pose.image_xy, config.com_trunk_weight) - ankles)
+    left_edge = tilt(image_left["knee"] - image_left["ankle"])
+    right_edge = tilt(image_right["knee"] - image_right["ankle"])
+
+    world_left, world_right = skier_legs(pose.world_xyz, pose.image_xy, side)
+    left_shin, right_shin = world_left["knee"] - world_left["ankle"], world_right["knee"] - world_right["ankle"]
+    cosine = np.sum(left_shin * right_shin, axis=1) / (
+        np.linalg.norm(left_shin, axis=1) * np.linalg.norm(right_shin, axis=1)
+    )
+    shin_angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+
+    angles = [inclination, left_edge, right_edge, left_edge - right_edge, shin_angle]
+    failed = ~(np.abs(inclination) <= config.max_inclination_deg)
+    for values in angles:
+        values[failed] = np.nan
+    return FrameAngles(*angles, camera_side=side)
+
+
+def skier_legs(
+    landmarks: np.ndarray, image_xy: np.ndarray, camera_side: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Positions of the skier's own left and right hip, knee and ankle per frame, taken from
+    `landmarks` (image or world) with sides decided by where the hips are in the image."""
+    labelled_left_on_image_left = image_xy[:, INDEX["left_hip"], 0] < image_xy[:, INDEX["right_hip"], 0]
+    # From behind the skier's left is on the image left; from the front it is on the image right.
+    keep = labelled_left_on_image_left if camera_side == "behind" else ~labelled_left_on_image_left
+    legs = []
+    for own, other in (("left", "right"), ("right", "left")):
+        legs.append(
+            {
+                joint: np.where(keep[:, None], landmarks[:, INDEX[f"{own}_{joint}"]], landmarks[:, INDEX[f"{other}_{joint}"]])
+                for joint in _LEG
+            }
+        )
+    return legs[0], legs[1]
+
+
+def centre_of_mass(landmarks: np.ndarray, trunk_weight: float) -> np.ndarray:
+    """A centre-of-mass proxy: the trunk centre (hips and shoulders) and the knees, weighted."""
+
+    def middle(name: str) -> np.ndarray:
+        return (landmarks[:, INDEX[f"left_{name}"]] + landmarks[:, INDEX[f"right_{name}"]]) / 2
+
+    trunk = (middle("hip") + middle("shoulder")) / 2
+    return trunk_weight * trunk + (1 - trunk_weight) * middle("knee")

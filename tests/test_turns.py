@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks.config import load_config
+from tasks.frontal import FrameAngles
+from tasks.turns import Turn, analyse_turns, best_lag, find_transitions, rhythm, segment_turns, summarize
+
+CONFIG = load_config().metrics
+FPS = 30.0
+NAN = np.nan
+
+
+def angles(inclination, left=None, right=None) -> FrameAngles:
+    inclination = np.asarray(inclination, dtype=float)
+    left = inclination * 1.5 if left is None else np.asarray(left, dtype=float)
+    right = left if right is None else np.asarray(right, dtype=float)
+    return FrameAngles(inclination, left, right, left - right, np.zeros_like(left), "behind")
+
+
+def linked_turns(seconds=5.0, start=0.5, amplitude=30.0):
+    """Inclination of linked turns, one per second: transitions at every whole second."""
+    times = start + np.arange(round(seconds * FPS)) / FPS
+    return times, amplitude * np.sin(np.pi * times)
+
+
+@pytest.mark.parametrize(
+    ("inclination", "transitions"),
+    [
+        ([-10, -8, -2, 3, 8, 12], [3]),
+        ([-10, -3, 2, 4, -2, -10], []),  # never reaches the 5-degree hysteresis on the right
+        ([-10, -6, NAN, NAN, 1, 9], [4]),
+        ([2, 3, 7, 9, -1, -6, -9, 1, 6], [4, 7]),
+        ([NAN, NAN], []),
+    ],
+)
+def test_find_transitions_with_hysteresis(inclination, transitions):
+    assert find_transitions(np.array(inclination, dtype=float), 5.0) == transitions
+
+
+def test_linked_turns_are_found_with_directions_apexes_and_partial_ends():
+    times, inclination = linked_turns()
+    turns = segment_turns(times, inclination, CONFIG)
+    assert len(turns) == 6
+    assert [t.partial for t in turns] == [True, False, False, False, False, True]
+    assert [t.direction for t in turns[1:5]] == ["left", "right", "left", "right"]
+    for turn, expected_start in zip(turns[1:5], (1.0, 2.0, 3.0, 4.0)):
+        assert turn.start_s == pytest.approx(expected_start, abs=1.5 / FPS)
+        assert turn.apex_s == pytest.approx(expected_start + 0.5, abs=1 / FPS)
+        assert abs(turn.peak_inclination_deg) == pytest.approx(30, abs=0.5)
+        assert turn.duration_s == pytest.approx(1.0, abs=1.5 / FPS)
+
+
+@pytest.mark.parametrize(
+    ("blip", "why"),
+    [
+        ((1.4, 1.6, 25.0), "a right lean inside a left turn, shorter than min_turn_s"),
+        ((2.2, 2.8, -8.0), "a left lean inside a right turn, peaking below min_peak_deg"),
+    ],
+)
+def test_weak_turns_merge_into_their_neighbours(blip, why):
+    times, inclination = linked_turns()
+    start, stop, value = blip
+    inside = (times >= start) & (times < stop)
+    inclination[inside] = value
+    turns = segment_turns(times, inclination, CONFIG)
+    assert len(turns) == 6, why
+    assert [t.direction for t in turns[1:5]] == ["left", "right", "left", "right"]
+
+
+def test_parallel_shins_score_near_100_and_partial_turns_are_not_scored():
+    times, inclination = linked_turns()
+    found = analyse_turns(times, angles(inclination), CONFIG)
+    complete = [t for t in found.turns if not t.partial]
+    assert all(t.edge_similarity > 99 for t in complete)
+    assert all(t.edge_lag_ms == 0 for t in complete)
+    assert all(t.edge_similarity is None for t in found.turns if t.partial)
+
+
+def test_a_leg_that_tips_less_scores_low():
+    times, inclination = linked_turns()
+    left = 1.5 * inclination
+    found = analyse_turns(times, angles(inclination, left, 0.3 * left), CONFIG)
+    complete = [t for t in found.turns if not t.partial]
+    assert all(t.edge_similarity < 50 for t in complete)
+    assert all(t.edge_difference_deg > 15 for t in complete)
+
+
+@pytest.mark.parametrize("delay", [-4, -2, 3, 5])
+def test_the_lag_of_one_legs_edge_build_is_recovered(delay):
+    times, inclination = linked_turns()
+    left = 1.5 * inclination
+    right = 1.5 * 30 * np.sin(np.pi * (times - delay / FPS))
+    found = analyse_turns(times, angles(inclination, left, right), CONFIG)
+    for turn in (t for t in found.turns if not t.partial):
+        assert turn.edge_lag_ms == pytest.approx(delay / FPS * 1000, abs=1000 / FPS)
+        assert turn.edge_lag_score < 100
+
+
+def test_best_lag_prefers_no_shift_for_identical_curves():
+    curve = np.sin(np.linspace(0, 3, 40))
+    assert best_lag(curve, curve, 5) == 0
+
+
+def turn(index, direction, score, duration=1.0, partial=False):
+    return Turn(
+        index=index, direction=direction, partial=partial, start_frame=0, apex_frame=0, end_frame=1,
+        start_s=0.0, apex_s=0.0, end_s=duration, duration_s=duration, peak_inclination_deg=20.0,
+        edge_similarity=None if partial else score,
+    )
+
+
+def test_summary_takes_the_best_windows():
+    scores = [60, 80, 70, 90, 85, 50, 95]
+    turns = tuple(turn(i, "left" if i % 2 else "right", s) for i, s in enumerate(scores))
+    summary = summarize(turns, CONFIG)
+    assert summary["overall"] == pytest.approx(max(np.mean(scores[i : i + 4]) for i in range(4)))
+    assert summary["right"] == pytest.approx(85.0)  # right turns 60, 70, 85, 95: medians 70 and 85
+    assert summary["left"] == pytest.approx(80.0)  # left turns 80, 90, 50: median 80
+    assert summary["complete_turns"] == 7
+
+
+def test_summary_is_null_with_a_reason_when_turns_are_too_few():
+    turns = (turn(0, "left", None, partial=True), turn(1, "right", 80), turn(2, "left", 70))
+    summary = summarize(turns, CONFIG)
+    assert summary["overall"] is None and summary["overall_reason"] == "not enough turns: 4 needed, 2 scored"
+    assert summary["left"] is None and summary["left_reason"] == "not enough left turns: 3 needed, 1 scored"
+
+
+def test_rhythm_counts_complete_turns_only():
+    turns = (turn(0, "left", None, 0.3, partial=True), turn(1, "right", 80, 1.0), turn(2, "left", 80, 1.5),
+             turn(3, "right", 80, 2.0))
+    assert rhythm(turns) == {"turns_per_minute": 40.0, "duration_cv": pytest.approx(0.27, abs=0.01), "median_duration_s": 1.5}
+    assert rhythm(turns[:1])["turns_per_minute"] is None
