@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 console = Console(stderr=True)
 
@@ -113,10 +114,38 @@ def _print_summary(results: dict, out_dir: Path, flow_run_id) -> None:
         console.print(f"[yellow]Warning:[/yellow] {warning}")
     if results["outcome"] != "complete":
         console.print(f"[yellow]Outcome: {results['outcome']}[/yellow]")
+    if results.get("metrics"):
+        _print_turns(results["metrics"])
     console.print(f"Flow run {flow_run_id}: browse it with `prefect server start`.")
     print(f"Outputs in {out_dir}:")
     for name in ["results.json", *(v for k, v in results["outputs"].items() if k != "results_json")]:
         print(f"  {out_dir / name}")
+
+
+def _print_turns(metrics: dict) -> None:
+    table = Table(title=f"Turns (times in s, angles in degrees; camera {metrics['camera_side']} the skier)")
+    for heading in ("#", "turn", "start", "apex", "end", "lean", "score", "L-R", "lag ms"):
+        table.add_column(heading, justify="right")
+    for turn in metrics["turns"]:
+        score = "partial" if turn["partial"] else _number(turn["edge_similarity"], "{:.0f}")
+        table.add_row(
+            str(turn["index"]), turn["direction"], f"{turn['start_s']:.2f}", f"{turn['apex_s']:.2f}",
+            f"{turn['end_s']:.2f}", f"{turn['peak_inclination_deg']:.0f}", score,
+            _number(turn["edge_difference_deg"], "{:.1f}"), _number(turn["edge_lag_ms"], "{:.0f}"),
+        )
+    Console().print(table)
+    summary, rhythm = metrics["summary"], metrics["rhythm"]
+    parts = [
+        f"{name}: " + (f"{summary[name]:.0f}" if summary[name] is not None else summary[f"{name}_reason"])
+        for name in ("overall", "left", "right")
+    ]
+    print("Edge similarity " + "; ".join(parts) + f"; mean of complete turns: {_number(summary['mean_edge_similarity'], '{:.0f}')}")
+    if rhythm["turns_per_minute"] is not None:
+        print(f"Rhythm: {rhythm['turns_per_minute']:.0f} turns per minute, duration variation {rhythm['duration_cv']:.0%}")
+
+
+def _number(value: float | None, form: str) -> str:
+    return "-" if value is None else form.format(value)
 
 
 @main.group()
