@@ -33,11 +33,13 @@ def measure(clip: Path, seconds: float | None, device: str) -> dict:
     """Run every stage once on `clip` (its first `seconds`) and time each."""
     from tasks.config import load_config
     from tasks.device import resolve_device
+    from tasks.frontal import frontal_angles
     from tasks.models import require_model
     from tasks.pose import crop_windows, estimate_pose
     from tasks.render import render_overlay
     from tasks.smoothing import smooth_pose
     from tasks.tracking import detect_and_track, select_skier
+    from tasks.turns import analyse_turns
     from tasks.video import probe_video
 
     config = load_config()
@@ -56,8 +58,11 @@ def measure(clip: Path, seconds: float | None, device: str) -> dict:
     windows = crop_windows(skier.boxes, info.fps, config.pose)
     raw = timed("pose", estimate_pose, info, windows, config.pose, require_model(config.models, "pose"))
     smoothed = timed("smooth", smooth_pose, raw, config.smoothing)
+    metrics = timed(
+        "metrics", lambda: analyse_turns(smoothed.times_s, frontal_angles(smoothed, config.metrics), config.metrics)
+    )
     with tempfile.TemporaryDirectory() as out:
-        timed("render", render_overlay, info, skier.boxes, smoothed, config.render, Path(out) / "overlay.mp4")
+        timed("render", render_overlay, info, skier.boxes, smoothed, metrics, config.render, Path(out) / "overlay.mp4")
     return {
         "clip": clip.name,
         "size": f"{info.width}x{info.height}",
@@ -71,7 +76,8 @@ def measure(clip: Path, seconds: float | None, device: str) -> dict:
 def print_table(rows: list[dict]) -> None:
     header = (
         f"{'clip':<24} {'size':>9} {'frames':>6} {'device':>6} {'probe s':>7} {'track fps':>9} "
-        f"{'pose fps':>8} {'smooth ms':>9} {'render fps':>10} {'total s':>7} {'e2e fps':>7} {'peak MB':>7}"
+        f"{'pose fps':>8} {'smooth ms':>9} {'metrics ms':>10} {'render fps':>10} {'total s':>7} {'e2e fps':>7} "
+        f"{'peak MB':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -81,6 +87,7 @@ def print_table(rows: list[dict]) -> None:
         print(
             f"{row['clip']:<24} {row['size']:>9} {frames:>6} {row['device']:>6} {t['probe']:>7.2f} "
             f"{frames / t['track']:>9.1f} {frames / t['pose']:>8.1f} {1000 * t['smooth']:>9.1f} "
+            f"{1000 * t['metrics']:>10.1f} "
             f"{frames / t['render']:>10.1f} {total:>7.1f} {frames / total:>7.1f} {row['peak_rss_mb']:>7.0f}"
         )
 

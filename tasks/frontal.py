@@ -91,9 +91,7 @@ def skier_legs(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Positions of the skier's own left and right hip, knee and ankle per frame, taken from
     `landmarks` (image or world) with sides decided by where the hips are in the image."""
-    labelled_left_on_image_left = image_xy[:, INDEX["left_hip"], 0] < image_xy[:, INDEX["right_hip"], 0]
-    # From behind the skier's left is on the image left; from the front it is on the image right.
-    keep = labelled_left_on_image_left if camera_side == "behind" else ~labelled_left_on_image_left
+    keep = labels_match_skier(image_xy, camera_side)
     legs = []
     for own, other in (("left", "right"), ("right", "left")):
         legs.append(
@@ -103,6 +101,13 @@ def skier_legs(
             }
         )
     return legs[0], legs[1]
+
+
+def labels_match_skier(image_xy: np.ndarray, camera_side: str) -> np.ndarray:
+    """Per frame, whether the model's `left_*` landmarks are the skier's own left side."""
+    labelled_left_on_image_left = image_xy[:, INDEX["left_hip"], 0] < image_xy[:, INDEX["right_hip"], 0]
+    # From behind the skier's left is on the image left; from the front it is on the image right.
+    return labelled_left_on_image_left if camera_side == "behind" else ~labelled_left_on_image_left
 
 
 def centre_of_mass(landmarks: np.ndarray, trunk_weight: float) -> np.ndarray:

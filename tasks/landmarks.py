@@ -16,8 +16,8 @@ def _bones(*pairs: str) -> tuple[tuple[int, int], ...]:
     return tuple((INDEX[a], INDEX[b]) for a, b in (pair.split("-") for pair in pairs))
 
 
-# Left and right as MediaPipe labels them (as for a person facing the camera), drawn in two
-# colours so a crossed-over leg is easy to spot.
+# Left and right as MediaPipe labels them (as for a person facing the camera); the overlay
+# colours them by the skier's own sides, so a crossed-over leg is easy to spot.
 LEFT_BONES = _bones(
     "left_shoulder-left_elbow", "left_elbow-left_wrist", "left_shoulder-left_hip",
     "left_hip-left_knee", "left_knee-left_ankle", "left_ankle-left_heel",

@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 
 from tasks.config import RenderConfig
+from tasks.frontal import labels_match_skier
 from tasks.landmarks import BODY_JOINTS, CENTRE_BONES, LEFT_BONES, RIGHT_BONES
 from tasks.pose import PoseSequence
 from tasks.progress import ProgressCallback
 from tasks.turns import TechniqueMetrics
 from tasks.video import VideoInfo, iter_frames
 
-# BGR colours: MediaPipe's left side in orange, right in cyan, the box in green.
+# BGR colours: the skier's own left in orange, right in blue, the box in green.
 LEFT_COLOUR = (0, 140, 255)
 RIGHT_COLOUR = (255, 200, 0)
 CENTRE_COLOUR = (240, 240, 240)
@@ -47,6 +48,7 @@ def render_overlay(
         `path`.
     """
     partial = path.with_name(path.name + ".partial")
+    own_sides = labels_match_skier(pose.image_xy, metrics.angles.camera_side)
     rate = Fraction(info.fps).limit_denominator(1001)
     with av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as output:
         stream = output.add_stream("libx264", rate=rate)
@@ -55,7 +57,7 @@ def render_overlay(
         stream.options = {"crf": str(config.crf), "preset": config.preset}
         for frame in iter_frames(info):
             image = _pad_even(frame.image)
-            draw_overlay(image, boxes[frame.index], pose, frame.index, config.min_visibility)
+            draw_overlay(image, boxes[frame.index], pose, frame.index, config.min_visibility, own_sides[frame.index])
             draw_time(image, frame.time_s, frame.index, info.frames_in_trim)
             draw_turn(image, metrics, frame.index, round(_TRANSITION_MARKER_S * info.fps))
             video_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
@@ -69,15 +71,22 @@ def render_overlay(
     return path
 
 
-def draw_overlay(image: np.ndarray, box: np.ndarray, pose: PoseSequence, index: int, min_visibility: float) -> None:
-    """Draw the skier's box and the bones whose both joints are visible enough, in place."""
+def draw_overlay(
+    image: np.ndarray, box: np.ndarray, pose: PoseSequence, index: int, min_visibility: float, labels_are_own: bool
+) -> None:
+    """Draw the skier's box and the bones whose both joints are visible enough, in place.
+
+    The skier's own left is orange and right blue; `labels_are_own` says whether the pose
+    model's left is the skier's left in this frame.
+    """
     scale = _line_scale(image)
     if not np.isnan(box[0]):
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOUR, max(1, scale), cv2.LINE_AA)
     points = pose.image_xy[index]
     visible = np.nan_to_num(pose.visibility[index], nan=0.0) >= min_visibility
-    for bones, colour in ((LEFT_BONES, LEFT_COLOUR), (RIGHT_BONES, RIGHT_COLOUR), (CENTRE_BONES, CENTRE_COLOUR)):
+    left, right = (LEFT_COLOUR, RIGHT_COLOUR) if labels_are_own else (RIGHT_COLOUR, LEFT_COLOUR)
+    for bones, colour in ((LEFT_BONES, left), (RIGHT_BONES, right), (CENTRE_BONES, CENTRE_COLOUR)):
         for a, b in bones:
             if visible[a] and visible[b]:
                 cv2.line(image, _pixel(points[a]), _pixel(points[b]), colour, 2 * scale, cv2.LINE_AA)
