@@ -79,6 +79,7 @@ class MetricsConfig(_Section):
     camera_side: Literal["auto", "behind", "front"]
     com_trunk_weight: float = Field(ge=0, le=1)
     max_inclination_deg: float = Field(gt=0, le=90)
+    min_leg_visibility: float = Field(ge=0, le=1)
     hysteresis_deg: float = Field(ge=0)
     min_turn_s: float = Field(ge=0)
     min_peak_deg: float = Field(ge=0)

@@ -80,7 +80,10 @@ def frontal_angles(pose: PoseSequence, config: MetricsConfig) -> FrameAngles:
     shin_angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
     angles = [inclination, left_edge, right_edge, left_edge - right_edge, shin_angle]
-    failed = ~(np.abs(inclination) <= config.max_inclination_deg)
+    leg_visibility = pose.visibility[:, [INDEX[f"{side}_{joint}"] for side in ("left", "right") for joint in _LEG]]
+    failed = ~(np.abs(inclination) <= config.max_inclination_deg) | ~(
+        leg_visibility.min(axis=1) >= config.min_leg_visibility
+    )
     for values in angles:
         values[failed] = np.nan
     return FrameAngles(*angles, camera_side=side)

@@ -40,6 +40,7 @@ def skier(lean_deg: float, left_shin_deg: float, right_shin_deg: float, frames: 
             pose.world_xyz[:, index] = [*(mirror(position) - 500) / 1000, 0.0]
     for name, depth in (("nose", -0.1 if camera == "front" else 0.05), ("left_ear", 0.0), ("right_ear", 0.0)):
         pose.world_xyz[:, INDEX[name], 2] = depth
+    pose.visibility[:] = 0.9
     pose.detected[:] = True
     return pose
 
@@ -74,6 +75,14 @@ def test_the_camera_side_can_be_set():
 def test_impossible_leans_are_dropped():
     found = frontal_angles(skier(80, 30, 30), CONFIG)
     assert np.isnan(found.inclination_deg).all() and np.isnan(found.left_edge_deg).all()
+
+
+def test_frames_with_a_hidden_leg_get_no_angles():
+    pose = skier(20, 30, 30)
+    pose.visibility[1, INDEX["left_knee"]] = 0.05
+    found = frontal_angles(pose, CONFIG)
+    assert np.isnan(found.left_edge_deg[1]) and np.isnan(found.inclination_deg[1])
+    assert not np.isnan(found.left_edge_deg[[0, 2, 3]]).any()
 
 
 def test_parallel_shins_have_no_angle_between_them():
