@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,90 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}):
         with prefect_test_harness(server_startup_timeout=120):
             yield
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def smtp_sink():
+    """A real SMTP server on loopback that keeps every message it receives."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    class Inbox(Message):
+        def __init__(self) -> None:
+            super().__init__()
+            self.messages = []
+
+        def handle_message(self, message) -> None:
+            self.messages.append(message)
+
+    inbox = Inbox()
+    inbox.port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    admin = os.environ.get("POSER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    name = f"poser_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def app(request, tmp_path, smtp_sink):
+    """The web app on a migrated database of each kind, sending mail to the SMTP sink."""
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+
+    url = f"sqlite:///{tmp_path / 'web.sqlite3'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "MAIL_BACKEND": "smtp",
+            "SMTP_PORT": smtp_sink.port,
+        }
+    )
+    with app.app_context():
+        upgrade()
+    yield app
+    if request.param == "postgres":
+        from webapp.db import db
+
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
+            db.session.commit()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

@@ -1,0 +1,33 @@
+"""Web app settings: these defaults, then `POSER_*` environment variables, then test overrides."""
+
+from __future__ import annotations
+
+DEFAULTS = {
+    # Sign cookies and tokens. The default is for a laptop only; production sets POSER_SECRET_KEY.
+    "SECRET_KEY": "dev-only-insecure-secret",
+    # SQLite in the instance folder by default; production sets a postgresql+psycopg:// URL.
+    "SQLALCHEMY_DATABASE_URI": None,
+    # `console` prints mail to the log; `smtp` sends it through SMTP_HOST.
+    "MAIL_BACKEND": "console",
+    "MAIL_FROM": "Poser <no-reply@poser.local>",
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": 25,
+    "SMTP_USERNAME": None,
+    "SMTP_PASSWORD": None,
+    "SMTP_STARTTLS": False,
+    # Sign-in codes: lifetime, wrong tries allowed, and how many may be requested per window.
+    "LOGIN_CODE_TTL_S": 600,
+    "LOGIN_CODE_MAX_TRIES": 5,
+    "LOGIN_CODE_WINDOW_S": 600,
+    "LOGIN_CODES_PER_EMAIL": 3,
+    "LOGIN_CODES_PER_CLIENT": 10,
+    # Bearer tokens for API clients.
+    "API_TOKEN_TTL_S": 30 * 24 * 3600,
+    # Session cookie: never readable by scripts, only over HTTPS, not sent on cross-site posts.
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SECURE": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "PERMANENT_SESSION_LIFETIME": 14 * 24 * 3600,
+    # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted.
+    "TRUSTED_PROXIES": 0,
+}
