@@ -123,6 +123,36 @@ def build_results(
     }
 
 
+def summary_markdown(results: dict[str, Any], out_dir: str) -> str:
+    """A short report of an analysis for the Prefect UI: outcome, coverage, turns, outputs."""
+    skier, pose = results["skier"], results["pose"]
+    lines = [
+        f"# {results['input']['file_name']}: {results['outcome']}",
+        "",
+        f"- Skier tracked in {skier['frames_tracked']}/{skier['frame_count']} frames "
+        f"({skier['tracked_fraction']:.0%}); pose in {pose['frames_with_pose']} ({pose['pose_fraction']:.0%})",
+        f"- Device: {results['device']}; stage seconds: "
+        + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in results["timings_s"].items()),
+    ]
+    metrics = results.get("metrics")
+    if metrics:
+        summary = metrics["summary"]
+        lines.append(
+            f"- {summary['complete_turns']} complete turns; mean edge similarity "
+            f"{summary['mean_edge_similarity'] if summary['mean_edge_similarity'] is not None else 'n/a'}; "
+            f"overall {summary['overall'] if summary['overall'] is not None else summary['overall_reason']}"
+        )
+        lines += ["", "| turn | direction | start s | end s | edge similarity |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {t['index']} | {t['direction']} | {t['start_s']:.2f} | {t['end_s']:.2f} | "
+            f"{'partial' if t['partial'] else t['edge_similarity']} |"
+            for t in metrics["turns"]
+        ]
+    lines += ["", *(f"- Warning: {warning}" for warning in results["warnings"])]
+    lines += ["", f"Outputs in `{out_dir}`: " + ", ".join(f"`{name}`" for name in results["outputs"].values())]
+    return "\n".join(lines)
+
+
 def write_json(path: Path, data: dict[str, Any]) -> Path:
     with _atomic(path) as handle:
         json.dump(data, handle, indent=2)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 
 from tasks.config import AnalysisConfig
 from tasks.errors import PoserError
 from tasks.charts import plot_metrics
-from tasks.export import write_json, write_landmarks_csv, write_turns_csv
+from tasks.export import summary_markdown, write_json, write_landmarks_csv, write_turns_csv
 from tasks.frontal import frontal_angles
 from tasks.models import require_model
 from tasks.pose import PoseSequence, crop_windows, estimate_pose
@@ -103,4 +104,7 @@ def export(
         write_turns_csv(out / "turns.csv", found)
         plot_metrics(smoothed.times_s, found, out / "metrics.png")
     write_json(out / "results.json", results)
+    create_markdown_artifact(
+        key="analysis-summary", markdown=summary_markdown(results, out_dir), description="Analysis summary"
+    )
     return results

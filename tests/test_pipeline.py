@@ -109,6 +109,19 @@ def test_turns_csv_chart_and_frame_columns_agree_with_the_json(analyses, clip):
     assert (out / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_prefect_ui_gets_a_summary_artifact(analyses):
+    from prefect import get_client
+
+    async def latest_summary():
+        async with get_client() as client:
+            return await client.read_latest_artifacts()
+
+    import asyncio
+
+    summaries = [a for a in asyncio.run(latest_summary()) if a.key == "analysis-summary"]
+    assert summaries and "Skier tracked in" in summaries[0].data
+
+
 def test_a_rotated_clip_is_analysed_upright(derived, tmp_path):
     results = analyze_video(str(derived["rotated"]), str(tmp_path))
     assert results["input"]["rotation"] == 90
