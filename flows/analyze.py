@@ -23,7 +23,10 @@ OUTCOME_NO_SKIER = "no_skier_found"
 
 
 def _run_name() -> str:
-    return f"analyze-{Path(flow_run.parameters['video_path']).stem}"
+    parameters = flow_run.parameters
+    if parameters.get("analysis_id"):
+        return f"analysis-{parameters['analysis_id']}"
+    return f"analyze-{Path(parameters['video_path']).stem}"
 
 
 @flow(name="analyze-video", flow_run_name=_run_name, persist_result=True)
@@ -36,6 +39,7 @@ def analyze_video(
     config_path: str | None = None,
     config_overrides: dict[str, Any] | None = None,
     skier_hint: SkierHint | None = None,
+    analysis_id: str | None = None,
 ) -> dict[str, Any]:
     """Track the skier, estimate and smooth their pose, find turns and score them, and write
     the overlay video, the chart and the data.
@@ -49,6 +53,7 @@ def analyze_video(
         config_path: A YAML file overriding `configs/default.yaml`.
         config_overrides: Settings that win over both files.
         skier_hint: Points at the skier when the clip shows several people.
+        analysis_id: The web app's analysis this run computes; names the run.
 
     Returns:
         The content of `results.json`.

@@ -109,6 +109,7 @@ def app(request, tmp_path, smtp_sink):
             "SQLALCHEMY_DATABASE_URI": url,
             "MAIL_BACKEND": "smtp",
             "SMTP_PORT": smtp_sink.port,
+            "STORAGE_ROOT": str(tmp_path / "storage"),
         }
     )
     with app.app_context():
@@ -127,7 +128,9 @@ def app(request, tmp_path, smtp_sink):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    from tests.webutil import https_client
+
+    return https_client(app)
 
 
 @pytest.fixture

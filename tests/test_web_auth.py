@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -10,35 +9,7 @@ import pytest
 from webapp.db import db
 from webapp.models import VerificationCode, utcnow
 
-EMAIL = "skier@example.com"
-
-
-def https_client(app):
-    """A test client speaking HTTPS, as the session cookie is Secure."""
-    client = app.test_client()
-    client.environ_base["wsgi.url_scheme"] = "https"
-    return client
-
-
-@pytest.fixture
-def client(app):
-    return https_client(app)
-
-
-def request_code(client, smtp_sink, email=EMAIL, **headers):
-    before = len(smtp_sink.messages)
-    response = client.post("/api/auth/request-code", json={"email": email}, **headers)
-    if response.status_code != 202:
-        return response, None
-    message = smtp_sink.messages[before]
-    return response, re.search(r"\b(\d{6})\b", message["Subject"]).group(1)
-
-
-def sign_in(client, smtp_sink, email=EMAIL):
-    _, code = request_code(client, smtp_sink, email)
-    response = client.post("/api/auth/verify-code", json={"email": email, "code": code})
-    assert response.status_code == 200, response.json
-    return response.json
+from tests.webutil import EMAIL, https_client, request_code, sign_in
 
 
 def test_a_code_by_email_signs_in_with_a_cookie_and_a_token(client, smtp_sink):

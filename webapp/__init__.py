@@ -34,9 +34,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
 
-    from webapp import auth
+    from webapp import analyses, auth, storage
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(analyses.bp)
+    app.register_blueprint(storage.bp)
     _register_error_handlers(app)
     return app
 

@@ -28,6 +28,17 @@ DEFAULTS = {
     "SESSION_COOKIE_SECURE": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "PERMANENT_SESSION_LIFETIME": 14 * 24 * 3600,
+    # Object storage: a local folder (default: instance/storage) with signed URLs.
+    "STORAGE_ROOT": None,
+    # Uploads: accepted types, size limit, longest trim window, and how long upload and
+    # download links stay valid.
+    "UPLOAD_TYPES": {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm"},
+    "MAX_UPLOAD_BYTES": 500 * 1024 * 1024,
+    "MAX_TRIM_S": 600,
+    "UPLOAD_URL_TTL_S": 3600,
+    "DOWNLOAD_URL_TTL_S": 300,
+    # The Prefect deployment that analyses an upload.
+    "ANALYSIS_DEPLOYMENT": "analyze-video/analyze-video",
     # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted.
     "TRUSTED_PROXIES": 0,
 }

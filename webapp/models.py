@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from webapp.db import db
@@ -56,3 +57,91 @@ class VerificationCode(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class AnalysisStatus:
+    AWAITING_UPLOAD = "awaiting_upload"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETE = "complete"
+    NO_SKIER_FOUND = "no_skier_found"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Analysis(db.Model):
+    __tablename__ = "analyses"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=AnalysisStatus.AWAITING_UPLOAD)
+    step: Mapped[str | None] = mapped_column(String(20))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    trim_start_s: Mapped[float | None] = mapped_column(Float)
+    trim_end_s: Mapped[float | None] = mapped_column(Float)
+    input_key: Mapped[str] = mapped_column(String(512))
+    error: Mapped[str | None] = mapped_column(Text)
+    results: Mapped[dict | None] = mapped_column(JSON)
+    edge_similarity_overall: Mapped[float | None] = mapped_column(Float)
+    edge_similarity_left: Mapped[float | None] = mapped_column(Float)
+    edge_similarity_right: Mapped[float | None] = mapped_column(Float)
+    turns: Mapped[list | None] = mapped_column(JSON)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    upload: Mapped[Upload] = relationship(back_populates="analysis", cascade="all, delete-orphan", uselist=False)
+    artifacts: Mapped[list[Artifact]] = relationship(back_populates="analysis", cascade="all, delete-orphan")
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "step": self.step,
+            "progress": self.progress,
+            "trim_start_s": self.trim_start_s,
+            "trim_end_s": self.trim_end_s,
+            "error": self.error,
+            "file_name": self.upload.file_name if self.upload else None,
+            "edge_similarity": {
+                "overall": self.edge_similarity_overall,
+                "left": self.edge_similarity_left,
+                "right": self.edge_similarity_right,
+            },
+            "artifacts": sorted(artifact.kind for artifact in self.artifacts),
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+class Upload(db.Model):
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), unique=True)
+    key: Mapped[str] = mapped_column(String(512))
+    file_name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    analysis: Mapped[Analysis] = relationship(back_populates="upload")
+
+
+class Artifact(db.Model):
+    """A file an analysis produced, in object storage; one per kind and analysis."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("analysis_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    analysis: Mapped[Analysis] = relationship(back_populates="artifacts")

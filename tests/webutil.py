@@ -1,0 +1,31 @@
+"""Helpers for the web app's tests."""
+
+from __future__ import annotations
+
+import re
+
+EMAIL = "skier@example.com"
+
+
+def https_client(app):
+    """A test client speaking HTTPS, as the session cookie is Secure."""
+    client = app.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"
+    return client
+
+
+def request_code(client, smtp_sink, email=EMAIL, **options):
+    """Ask for a sign-in code; returns the response and the code read from the SMTP sink."""
+    before = len(smtp_sink.messages)
+    response = client.post("/api/auth/request-code", json={"email": email}, **options)
+    if response.status_code != 202:
+        return response, None
+    return response, re.search(r"\b(\d{6})\b", smtp_sink.messages[before]["Subject"]).group(1)
+
+
+def sign_in(client, smtp_sink, email=EMAIL) -> dict:
+    """Sign `client` in; returns the verify-code answer (user, token, csrf_token)."""
+    _, code = request_code(client, smtp_sink, email)
+    response = client.post("/api/auth/verify-code", json={"email": email, "code": code})
+    assert response.status_code == 200, response.json
+    return response.json

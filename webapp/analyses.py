@@ -1,0 +1,151 @@
+"""A skier's analyses: upload a clip, start its analysis, list, read and delete them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import PurePosixPath
+
+from flask import Blueprint, abort, current_app, jsonify, request
+from sqlalchemy import func, select
+
+from webapp.auth import current_user, login_required
+from webapp.db import db
+from webapp.models import Analysis, AnalysisStatus, Upload
+from webapp.orchestration import OrchestrationError, cancel_flow_run, outputs_prefix, start_analysis
+from webapp.storage import storage
+
+bp = Blueprint("analyses", __name__, url_prefix="/api/analyses")
+
+_MIN_TRIM_S = 0.5
+_MAX_PER_PAGE = 100
+
+
+@bp.post("/create-upload")
+@login_required
+def create_upload():
+    """Validate the clip's name, type, size and trim window; create the analysis and an upload URL."""
+    payload = request.get_json(silent=True) or {}
+    config = current_app.config
+    file_name = str(payload.get("filename", "")).strip()
+    content_type = str(payload.get("content_type", ""))
+    extension = config["UPLOAD_TYPES"].get(content_type)
+    if not file_name or len(file_name) > 255 or "/" in file_name or "\\" in file_name:
+        abort(400, "Give the file's name (at most 255 characters).")
+    if extension is None or PurePosixPath(file_name.lower()).suffix not in set(config["UPLOAD_TYPES"].values()):
+        abort(415, "Upload an MP4, MOV or WebM video.")
+    size = payload.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        abort(400, "Give the file's size in bytes.")
+    if size > config["MAX_UPLOAD_BYTES"]:
+        limit = config["MAX_UPLOAD_BYTES"] // (1024 * 1024)
+        abort(413, f"The file is too large; the limit is {limit} MB.")
+    trim_start, trim_end = _trim_window(payload, config["MAX_TRIM_S"])
+
+    analysis = Analysis(user_id=current_user().id, trim_start_s=trim_start, trim_end_s=trim_end, input_key="")
+    db.session.add(analysis)
+    db.session.flush()
+    analysis.input_key = f"uploads/{analysis.id}/input{extension}"
+    analysis.upload = Upload(key=analysis.input_key, file_name=file_name, size=size, content_type=content_type)
+    db.session.commit()
+    upload = storage().presign_upload(analysis.input_key, content_type, size, config["UPLOAD_URL_TTL_S"])
+    return jsonify(analysis=analysis.as_dict(), upload=upload.as_dict()), 201
+
+
+@bp.post("/<analysis_id>/confirm-upload")
+@login_required
+def confirm_upload(analysis_id: str):
+    """Check the clip arrived whole, record its sha256 and start the analysis."""
+    analysis = _own_analysis(analysis_id)
+    if analysis.status != AnalysisStatus.AWAITING_UPLOAD:
+        abort(409, "This analysis has already started.")
+    store, upload = storage(), analysis.upload
+    size = store.size(upload.key)
+    if size is None:
+        abort(409, "The upload has not arrived. Upload the file, then confirm.")
+    if size != upload.size:
+        abort(409, f"The upload holds {size} bytes but {upload.size} were declared. Upload it again.")
+    upload.sha256 = store.sha256(upload.key)
+    upload.status = "confirmed"
+    try:
+        analysis.flow_run_id = start_analysis(analysis, store)
+    except OrchestrationError:
+        db.session.rollback()
+        abort(503, "The analysis service is not reachable right now. Confirm again in a minute.")
+    analysis.status = AnalysisStatus.QUEUED
+    db.session.commit()
+    return jsonify(analysis=analysis.as_dict()), 202
+
+
+@bp.get("")
+@login_required
+def list_analyses():
+    """The signed-in user's analyses, newest first, `per_page` at a time."""
+    page = _positive_int("page", 1)
+    per_page = min(_positive_int("per_page", 20), _MAX_PER_PAGE)
+    mine = select(Analysis).where(Analysis.user_id == current_user().id)
+    total = db.session.scalar(select(func.count()).select_from(mine.subquery()))
+    rows = db.session.scalars(
+        mine.order_by(Analysis.created_at.desc(), Analysis.id).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return jsonify(
+        analyses=[analysis.as_dict() for analysis in rows],
+        page=page, per_page=per_page, total=total, pages=math.ceil(total / per_page) if total else 0,
+    )
+
+
+@bp.get("/<analysis_id>")
+@login_required
+def get_analysis(analysis_id: str):
+    return jsonify(analysis=_own_analysis(analysis_id).as_dict())
+
+
+@bp.delete("/<analysis_id>")
+@login_required
+def delete_analysis(analysis_id: str):
+    """Cancel the analysis if it runs, delete its stored files and its rows."""
+    analysis = _own_analysis(analysis_id)
+    if analysis.flow_run_id and analysis.status in (AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING):
+        cancel_flow_run(analysis.flow_run_id)
+    store = storage()
+    store.delete_prefix(f"uploads/{analysis.id}")
+    store.delete_prefix(outputs_prefix(analysis).rsplit("/", 1)[0])
+    db.session.delete(analysis)
+    db.session.commit()
+    return "", 204
+
+
+def _own_analysis(analysis_id: str) -> Analysis:
+    """The analysis if it belongs to the signed-in user; 404 otherwise, so ids reveal nothing."""
+    analysis = db.session.get(Analysis, analysis_id)
+    if analysis is None or analysis.user_id != current_user().id:
+        abort(404, "No such analysis.")
+    return analysis
+
+
+def _trim_window(payload: dict, max_length: float) -> tuple[float | None, float | None]:
+    values = []
+    for name in ("trim_start_s", "trim_end_s"):
+        value = payload.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            abort(400, f"{name} must be a number of seconds.")
+        values.append(None if value is None else float(value))
+    start, end = values
+    if (start is not None and start < 0) or (end is not None and end < 0):
+        abort(400, "Trim times cannot be negative.")
+    if start is not None and end is not None:
+        if end - start < _MIN_TRIM_S:
+            abort(400, f"The trim window must be at least {_MIN_TRIM_S} s long, with its end after its start.")
+        if end - start > max_length:
+            abort(400, f"The trim window is longer than the {max_length:.0f} s limit.")
+    return start, end
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = request.args.get(name, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        abort(400, f"{name} must be a positive whole number.")
+    if number < 1:
+        abort(400, f"{name} must be a positive whole number.")
+    return number

@@ -1,0 +1,65 @@
+"""Starting and stopping analysis flow runs through the Prefect API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from flask import current_app
+
+from webapp.models import Analysis
+from webapp.storage import LocalStorage
+
+log = logging.getLogger(__name__)
+
+
+class OrchestrationError(Exception):
+    """The Prefect API could not be reached or refused the request."""
+
+
+def start_analysis(analysis: Analysis, store: LocalStorage) -> str:
+    """Schedule the analysis deployment for `analysis` and return the flow run's id."""
+    from prefect.deployments import run_deployment
+
+    parameters = {
+        "video_path": str(store.path(analysis.input_key)),
+        "out_dir": str(store.path(outputs_prefix(analysis))),
+        "trim_start_s": analysis.trim_start_s,
+        "trim_end_s": analysis.trim_end_s,
+        "analysis_id": analysis.id,
+    }
+    try:
+        flow_run = run_deployment(
+            name=current_app.config["ANALYSIS_DEPLOYMENT"],
+            parameters=parameters,
+            flow_run_name=f"analysis-{analysis.id}",
+            # A confirm retried after a lost response gets the same run, not a second one.
+            idempotency_key=f"analysis-{analysis.id}",
+            timeout=0,
+            tags=["web"],
+        )
+    except Exception as exc:  # the API's many failure modes all mean "not started"
+        log.warning("Could not start analysis %s: %s", analysis.id, exc)
+        raise OrchestrationError(str(exc)) from exc
+    return str(flow_run.id)
+
+
+def cancel_flow_run(flow_run_id: str) -> None:
+    """Ask Prefect to cancel a flow run; a finished or missing run is left alone."""
+    from prefect import get_client
+    from prefect.states import Cancelling
+
+    async def cancel() -> None:
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(flow_run_id)
+            if not flow_run.state or not flow_run.state.is_final():
+                await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
+
+    try:
+        asyncio.run(cancel())
+    except Exception as exc:
+        log.warning("Could not cancel flow run %s: %s", flow_run_id, exc)
+
+
+def outputs_prefix(analysis: Analysis) -> str:
+    return f"analyses/{analysis.id}/outputs"

@@ -1,0 +1,134 @@
+"""Object storage for uploads and analysis outputs.
+
+The embedded default keeps objects in a local folder and hands out URLs of the app's own
+`/storage/` endpoint, signed with the app secret and expiring, with the same contract a
+presigned S3 URL has: the client PUTs the bytes to the URL it was given, with the headers it
+was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, request, send_file, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+bp = Blueprint("storage", __name__, url_prefix="/storage")
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class PresignedUpload:
+    method: str
+    url: str
+    headers: dict[str, str]
+    expires_in: int
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "url": self.url, "headers": self.headers, "expires_in": self.expires_in}
+
+
+class LocalStorage:
+    """Objects as files under `root`; keys are relative paths."""
+
+    def __init__(self, root: Path, secret: str) -> None:
+        self.root = root.resolve()
+        self._signer = URLSafeTimedSerializer(secret, salt="poser-local-storage")
+
+    def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> PresignedUpload:
+        token = self._signer.dumps({"key": key, "op": "put", "type": content_type, "size": size})
+        url = url_for("storage.put_object", key=key, token=token, _external=True)
+        return PresignedUpload("PUT", url, {"Content-Type": content_type}, expires_in)
+
+    def presign_download(self, key: str, expires_in: int) -> str:
+        token = self._signer.dumps({"key": key, "op": "get"})
+        return url_for("storage.get_object", key=key, token=token, _external=True)
+
+    def verify(self, token: str, key: str, op: str, max_age: int) -> dict:
+        """The signed claims of `token`, or a 403 when it is forged, expired or for another object."""
+        try:
+            claims = self._signer.loads(token, max_age=max_age)
+        except SignatureExpired:
+            abort(403, "This link has expired.")
+        except BadSignature:
+            abort(403, "Invalid signature.")
+        if claims.get("key") != key or claims.get("op") != op:
+            abort(403, "Invalid signature.")
+        return claims
+
+    def path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            abort(400, "Invalid object key.")
+        return path
+
+    def size(self, key: str) -> int | None:
+        path = self.path(key)
+        return path.stat().st_size if path.is_file() else None
+
+    def sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
+        with open(self.path(key), "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def write(self, key: str, stream, max_size: int) -> int:
+        """Store a stream under `key`, atomically; refuses more than `max_size` bytes."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        written = 0
+        try:
+            with open(partial, "wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    written += len(chunk)
+                    if written > max_size:
+                        abort(413, "The file is larger than declared.")
+                    out.write(chunk)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return written
+
+    def delete_prefix(self, prefix: str) -> None:
+        folder = self.path(prefix)
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        elif folder.is_file():
+            folder.unlink()
+
+
+def storage() -> LocalStorage:
+    app = current_app
+    if "poser_storage" not in app.extensions:
+        root = Path(app.config["STORAGE_ROOT"] or Path(app.instance_path) / "storage")
+        app.extensions["poser_storage"] = LocalStorage(root, app.config["SECRET_KEY"])
+    return app.extensions["poser_storage"]
+
+
+@bp.put("/<path:key>")
+def put_object(key: str):
+    store = storage()
+    claims = store.verify(request.args.get("token", ""), key, "put", current_app.config["UPLOAD_URL_TTL_S"])
+    if request.content_type != claims["type"]:
+        abort(403, "The Content-Type differs from the one the upload was signed for.")
+    if request.content_length is not None and request.content_length != claims["size"]:
+        abort(400, "The upload's size differs from the declared size.")
+    store.write(key, request.stream, claims["size"])
+    return "", 200
+
+
+@bp.get("/<path:key>")
+def get_object(key: str):
+    store = storage()
+    store.verify(request.args.get("token", ""), key, "get", current_app.config["DOWNLOAD_URL_TTL_S"])
+    path = store.path(key)
+    if not path.is_file():
+        abort(404, "No such object.")
+    return send_file(path, as_attachment=True, download_name=path.name, conditional=True)
