@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,8 +16,12 @@ from tasks.config import load_config
 from tasks.device import resolve_device
 from tasks.export import build_results
 from tasks.models import require_model
-from tasks.progress import reporting_to
+from tasks.errors import PoserError
+from tasks.progress import LogReporter, reporting_to
+from tasks.reporting import ReportingError, WebAppClient
 from tasks.tracking import SkierHint
+
+log = logging.getLogger(__name__)
 
 OUTCOME_COMPLETE = "complete"
 OUTCOME_NO_SKIER = "no_skier_found"
@@ -29,7 +34,25 @@ def _run_name() -> str:
     return f"analyze-{Path(parameters['video_path']).stem}"
 
 
-@flow(name="analyze-video", flow_run_name=_run_name, persist_result=True)
+def _report_failure(flow, flow_run, state) -> None:
+    """Mark the web app's analysis failed, with a reason a user can read."""
+    analysis_id = flow_run.parameters.get("analysis_id")
+    if not analysis_id:
+        return
+    error = state.result(raise_on_failure=False)
+    reason = str(error) if isinstance(error, PoserError) else (
+        "The analysis stopped unexpectedly. Please try again; if it fails again, contact us."
+    )
+    try:
+        WebAppClient.from_environment(analysis_id).status("failed", error=reason)
+    except ReportingError as exc:
+        log.warning("Could not report the failure of analysis %s: %s", analysis_id, exc)
+
+
+@flow(
+    name="analyze-video", flow_run_name=_run_name, persist_result=True,
+    on_failure=[_report_failure], on_crashed=[_report_failure],
+)
 def analyze_video(
     video_path: str,
     out_dir: str,
@@ -40,6 +63,7 @@ def analyze_video(
     config_overrides: dict[str, Any] | None = None,
     skier_hint: SkierHint | None = None,
     analysis_id: str | None = None,
+    output_key_prefix: str | None = None,
 ) -> dict[str, Any]:
     """Track the skier, estimate and smooth their pose, find turns and score them, and write
     the overlay video, the chart and the data.
@@ -53,7 +77,9 @@ def analyze_video(
         config_path: A YAML file overriding `configs/default.yaml`.
         config_overrides: Settings that win over both files.
         skier_hint: Points at the skier when the clip shows several people.
-        analysis_id: The web app's analysis this run computes; names the run.
+        analysis_id: The web app's analysis this run computes: names the run, and makes it
+            report progress, outputs and outcome to the web app (see `tasks/reporting.py`).
+        output_key_prefix: Storage key of `out_dir`, for the outputs reported to the web app.
 
     Returns:
         The content of `results.json`.
@@ -71,7 +97,8 @@ def analyze_video(
         yield
         timings[name] = time.perf_counter() - started
 
-    with reporting_to(None):
+    web_app = WebAppClient.from_environment(analysis_id) if analysis_id else None
+    with reporting_to(LogReporter(on_percent=web_app.progress) if web_app else None):
         with timed("probe"):
             info = steps.probe(video_path, trim_start_s, trim_end_s, config)
         with timed("track"):
@@ -84,9 +111,10 @@ def analyze_video(
                 f"{config.tracking.min_tracked_fraction:.0%} is needed. Film one skier, large in the frame."
             )
             results = build_results(
-                outcome=OUTCOME_NO_SKIER, pose=None, metrics=None, outputs={}, warnings=warnings, **common
+                outcome=OUTCOME_NO_SKIER, pose=None, metrics=None, outputs={"results_json": "results.json"},
+                warnings=warnings, **common
             )
-            return steps.export(results, skier, None, None, out_dir)
+            return _finish(steps.export(results, skier, None, None, out_dir), web_app, out_dir, output_key_prefix)
         with timed("pose"):
             raw = steps.pose(info, skier, config)
         with timed("smooth"):
@@ -102,4 +130,10 @@ def analyze_video(
         results = build_results(
             outcome=OUTCOME_COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings, **common
         )
-        return steps.export(results, skier, smoothed, found, out_dir)
+        return _finish(steps.export(results, skier, smoothed, found, out_dir), web_app, out_dir, output_key_prefix)
+
+
+def _finish(results: dict[str, Any], web_app: WebAppClient | None, out_dir: str, key_prefix: str | None) -> dict:
+    if web_app is not None:
+        steps.publish(web_app, results, out_dir, key_prefix or out_dir)
+    return results

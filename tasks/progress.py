@@ -38,12 +38,14 @@ class ProgressReporter(Protocol):
 
 
 class LogReporter:
-    """Logs every tenth of a stage and mirrors the overall percentage into a Prefect artifact."""
+    """Logs every tenth of a stage and mirrors the overall percentage into a Prefect artifact
+    and, when given, to `on_percent(stage, percent)`."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_percent: Callable[[str, float], None] | None = None) -> None:
         self._totals: dict[str, int] = {}
         self._tenths: dict[str, int] = {}
         self._artifact_id = None
+        self._on_percent = on_percent
 
     def start(self, stage: str, total: int) -> None:
         self._totals[stage] = max(total, 1)
@@ -62,6 +64,8 @@ class LogReporter:
 
     def _publish(self, stage: str, done: int) -> None:
         percent = overall_percent(stage, done / self._totals[stage])
+        if self._on_percent:
+            self._on_percent(stage, percent)
         try:
             from prefect.artifacts import create_progress_artifact, update_progress_artifact
 

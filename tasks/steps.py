@@ -21,6 +21,7 @@ from tasks.models import require_model
 from tasks.pose import PoseSequence, crop_windows, estimate_pose
 from tasks.progress import stage
 from tasks.render import render_overlay
+from tasks.reporting import WebAppClient
 from tasks.smoothing import smooth_pose
 from tasks.tracking import SkierHint, SkierTrack, detect_and_track, select_skier
 from tasks.turns import TechniqueMetrics, analyse_turns
@@ -108,3 +109,9 @@ def export(
         key="analysis-summary", markdown=summary_markdown(results, out_dir), description="Analysis summary"
     )
     return results
+
+
+@task(name="publish", **_RETRYABLE)
+def publish(web_app: WebAppClient, results: dict, out_dir: str, key_prefix: str) -> None:
+    """Hand the outputs, turns, scores and outcome to the web app."""
+    web_app.publish(results, out_dir, key_prefix)

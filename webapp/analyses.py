@@ -11,7 +11,13 @@ from sqlalchemy import func, select
 from webapp.auth import current_user, login_required
 from webapp.db import db
 from webapp.models import Analysis, AnalysisStatus, Upload
-from webapp.orchestration import OrchestrationError, cancel_flow_run, outputs_prefix, start_analysis
+from webapp.orchestration import (
+    OrchestrationError,
+    cancel_flow_run,
+    outputs_prefix,
+    refresh_status,
+    start_analysis,
+)
 from webapp.storage import storage
 
 bp = Blueprint("analyses", __name__, url_prefix="/api/analyses")
@@ -96,7 +102,36 @@ def list_analyses():
 @bp.get("/<analysis_id>")
 @login_required
 def get_analysis(analysis_id: str):
-    return jsonify(analysis=_own_analysis(analysis_id).as_dict())
+    """Status (refreshed from the flow run), progress, results summary and artifact list."""
+    analysis = _own_analysis(analysis_id)
+    refresh_status(analysis)
+    return jsonify(analysis=analysis.as_dict() | {"results": analysis.results})
+
+
+@bp.get("/<analysis_id>/edge-similarity")
+@login_required
+def get_edge_similarity(analysis_id: str):
+    analysis = _own_analysis(analysis_id)
+    summary = (analysis.results or {}).get("metrics", {}) or {}
+    return jsonify(edge_similarity=analysis.as_dict()["edge_similarity"], summary=summary.get("summary"))
+
+
+@bp.get("/<analysis_id>/turns")
+@login_required
+def get_turns(analysis_id: str):
+    return jsonify(turns=_own_analysis(analysis_id).turns or [])
+
+
+@bp.get("/<analysis_id>/download/<kind>")
+@login_required
+def download(analysis_id: str, kind: str):
+    """A short-lived link to one of the analysis's outputs."""
+    analysis = _own_analysis(analysis_id)
+    artifact = next((a for a in analysis.artifacts if a.kind == kind), None)
+    if artifact is None:
+        abort(404, "This analysis has no such output.")
+    ttl = current_app.config["DOWNLOAD_URL_TTL_S"]
+    return jsonify(url=storage().presign_download(artifact.key, ttl), expires_in=ttl, size=artifact.size)
 
 
 @bp.delete("/<analysis_id>")

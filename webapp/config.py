@@ -37,6 +37,8 @@ DEFAULTS = {
     "MAX_TRIM_S": 600,
     "UPLOAD_URL_TTL_S": 3600,
     "DOWNLOAD_URL_TTL_S": 300,
+    # Shared with the workers; their flows report through /api/internal with it. Unset: disabled.
+    "INTERNAL_SECRET": None,
     # The Prefect deployment that analyses an upload.
     "ANALYSIS_DEPLOYMENT": "analyze-video/analyze-video",
     # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted.

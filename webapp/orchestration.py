@@ -7,7 +7,8 @@ import logging
 
 from flask import current_app
 
-from webapp.models import Analysis
+from webapp.db import db
+from webapp.models import Analysis, AnalysisStatus
 from webapp.storage import LocalStorage
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def start_analysis(analysis: Analysis, store: LocalStorage) -> str:
         "trim_start_s": analysis.trim_start_s,
         "trim_end_s": analysis.trim_end_s,
         "analysis_id": analysis.id,
+        "output_key_prefix": outputs_prefix(analysis),
     }
     try:
         flow_run = run_deployment(
@@ -59,6 +61,56 @@ def cancel_flow_run(flow_run_id: str) -> None:
         asyncio.run(cancel())
     except Exception as exc:
         log.warning("Could not cancel flow run %s: %s", flow_run_id, exc)
+
+
+# Prefect state types and the analysis status each means, for runs that have not reported yet.
+_STATUS_OF_STATE = {
+    "SCHEDULED": AnalysisStatus.QUEUED,
+    "PENDING": AnalysisStatus.QUEUED,
+    "PAUSED": AnalysisStatus.QUEUED,
+    "RUNNING": AnalysisStatus.PROCESSING,
+    "CANCELLING": AnalysisStatus.CANCELLED,
+    "CANCELLED": AnalysisStatus.CANCELLED,
+    "FAILED": AnalysisStatus.FAILED,
+    "CRASHED": AnalysisStatus.FAILED,
+}
+_STATE_TIMEOUT_S = 2.0
+
+
+def refresh_status(analysis: Analysis) -> None:
+    """Bring a queued or processing analysis up to date with its flow run's state.
+
+    What the flow reported wins; the flow run's state fills in what it could not report
+    (a crashed worker, a cancelled run). When the Prefect API is unreachable the last known
+    status stands.
+    """
+    if not analysis.flow_run_id or analysis.status not in (AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING):
+        return
+    state = _flow_run_state(analysis.flow_run_id)
+    status = _STATUS_OF_STATE.get(state or "")
+    if status is None or status == analysis.status:
+        return
+    if status == AnalysisStatus.QUEUED and analysis.status == AnalysisStatus.PROCESSING:
+        return
+    analysis.status = status
+    if status == AnalysisStatus.FAILED and not analysis.error:
+        analysis.error = "The analysis stopped unexpectedly. Please try again."
+    db.session.commit()
+
+
+def _flow_run_state(flow_run_id: str) -> str | None:
+    from prefect import get_client
+
+    async def read() -> str | None:
+        async with get_client() as client:
+            flow_run = await asyncio.wait_for(client.read_flow_run(flow_run_id), _STATE_TIMEOUT_S)
+            return flow_run.state.type.value if flow_run.state else None
+
+    try:
+        return asyncio.run(read())
+    except Exception as exc:
+        log.info("Flow run %s state unknown: %s", flow_run_id, exc)
+        return None
 
 
 def outputs_prefix(analysis: Analysis) -> str:

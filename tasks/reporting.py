@@ -1,0 +1,105 @@
+"""Reporting an analysis run to the web app through its internal endpoints.
+
+Workers find the web app in `POSER_WEBAPP_URL` and authenticate with `POSER_INTERNAL_SECRET`.
+The flow never touches the web app's database: it sends progress while it works, then the
+outputs (as stored objects), turns, scores and outcome, each call idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tasks.video import file_sha256
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Poser-Internal-Secret"
+# Artifact kinds by output file name, as the web app offers them for download.
+ARTIFACT_KINDS = {
+    "overlay.mp4": "video",
+    "landmarks.csv": "landmarks_csv",
+    "turns.csv": "turns_csv",
+    "metrics.png": "chart",
+    "results.json": "results_json",
+}
+_ATTEMPTS = 3
+
+
+class ReportingError(Exception):
+    """The web app could not be reached or refused a report."""
+
+
+@dataclass(frozen=True)
+class WebAppClient:
+    base_url: str
+    secret: str
+    analysis_id: str
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_environment(cls, analysis_id: str) -> WebAppClient:
+        url, secret = os.environ.get("POSER_WEBAPP_URL"), os.environ.get("POSER_INTERNAL_SECRET")
+        if not url or not secret:
+            raise ReportingError("POSER_WEBAPP_URL and POSER_INTERNAL_SECRET must be set to report to the web app.")
+        return cls(url.rstrip("/"), secret, analysis_id)
+
+    def progress(self, step: str, percent: float) -> None:
+        """Best effort: a lost progress report must not fail the analysis."""
+        try:
+            self._send("PUT", f"analyses/{self.analysis_id}/progress", {"step": step, "progress": percent}, attempts=1)
+        except ReportingError as exc:
+            log.warning("progress not reported: %s", exc)
+
+    def status(self, status: str, error: str | None = None, results: dict | None = None) -> None:
+        self._send("PUT", f"analyses/{self.analysis_id}/status", {"status": status, "error": error, "results": results})
+
+    def publish(self, results: dict[str, Any], out_dir: str, key_prefix: str) -> None:
+        """Register every output file, then the turns and scores, then the outcome."""
+        for name in results["outputs"].values():
+            path = Path(out_dir) / name
+            self._send(
+                "POST", "artifacts",
+                {
+                    "analysis_id": self.analysis_id, "kind": ARTIFACT_KINDS.get(name, path.stem),
+                    "key": f"{key_prefix}/{name}", "size": path.stat().st_size,
+                    "content_type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+                    "sha256": file_sha256(path),
+                },
+            )
+        metrics = results.get("metrics")
+        if metrics:
+            self._send("POST", f"analyses/{self.analysis_id}/turns", {"turns": metrics["turns"]})
+            summary = metrics["summary"]
+            self._send(
+                "PUT", f"analyses/{self.analysis_id}/edge-similarity",
+                {side: summary[side] for side in ("overall", "left", "right")},
+            )
+        summary = {key: value for key, value in results.items() if key not in ("frames", "config")}
+        self.status(results["outcome"], results=summary)
+
+    def _send(self, method: str, path: str, payload: dict, attempts: int = _ATTEMPTS) -> None:
+        url = f"{self.base_url}/api/internal/{path}"
+        for attempt in range(1, attempts + 1):
+            try:
+                response = httpx.request(
+                    method, url, json=payload, headers={SECRET_HEADER: self.secret}, timeout=self.timeout_s
+                )
+            except httpx.HTTPError as exc:
+                problem = f"{method} {url}: {exc}"
+            else:
+                if response.status_code < 400:
+                    return
+                problem = f"{method} {url}: {response.status_code} {response.text[:200]}"
+                if response.status_code < 500:
+                    raise ReportingError(problem)
+            if attempt < attempts:
+                time.sleep(attempt)
+        raise ReportingError(problem)

@@ -1,0 +1,125 @@
+"""Endpoints the analysis flow reports through: progress, outcome, scores, turns and artifacts.
+
+Authenticated by a secret the web app and the workers share. Every call is idempotent (a
+retried task sends the same request again), so repeating one changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, abort, current_app, jsonify, request
+from sqlalchemy import select
+
+from webapp.db import db
+from webapp.models import Analysis, AnalysisStatus, Artifact
+
+bp = Blueprint("internal", __name__, url_prefix="/api/internal")
+
+SECRET_HEADER = "X-Poser-Internal-Secret"
+FINAL_STATUSES = {AnalysisStatus.COMPLETE, AnalysisStatus.NO_SKIER_FOUND, AnalysisStatus.FAILED, AnalysisStatus.CANCELLED}
+_REPORTED_STATUSES = {AnalysisStatus.PROCESSING} | FINAL_STATUSES - {AnalysisStatus.CANCELLED}
+
+
+@bp.before_request
+def require_secret():
+    expected = current_app.config["INTERNAL_SECRET"]
+    sent = request.headers.get(SECRET_HEADER, "")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        abort(403, "Internal endpoint.")
+
+
+@bp.put("/analyses/<analysis_id>/progress")
+def put_progress(analysis_id: str):
+    analysis = _analysis(analysis_id)
+    payload = _json()
+    progress = payload.get("progress")
+    if not isinstance(progress, (int, float)) or not 0 <= progress <= 100:
+        abort(400, "progress must be a percentage.")
+    if analysis.status not in FINAL_STATUSES:
+        analysis.status = AnalysisStatus.PROCESSING
+        analysis.step = str(payload.get("step", ""))[:20] or None
+        analysis.progress = max(analysis.progress, float(progress))
+        db.session.commit()
+    return jsonify(analysis=analysis.as_dict())
+
+
+@bp.put("/analyses/<analysis_id>/status")
+def put_status(analysis_id: str):
+    analysis = _analysis(analysis_id)
+    payload = _json()
+    status = payload.get("status")
+    if status not in _REPORTED_STATUSES:
+        abort(400, f"status must be one of {sorted(_REPORTED_STATUSES)}.")
+    if analysis.status != AnalysisStatus.CANCELLED:
+        analysis.status = status
+        analysis.error = str(payload["error"])[:2000] if payload.get("error") else None
+        if payload.get("results") is not None:
+            analysis.results = payload["results"]
+        if status in (AnalysisStatus.COMPLETE, AnalysisStatus.NO_SKIER_FOUND):
+            analysis.progress, analysis.step = 100.0, None
+        db.session.commit()
+    return jsonify(analysis=analysis.as_dict())
+
+
+@bp.put("/analyses/<analysis_id>/edge-similarity")
+def put_edge_similarity(analysis_id: str):
+    analysis = _analysis(analysis_id)
+    payload = _json()
+    for side in ("overall", "left", "right"):
+        value = payload.get(side)
+        if value is not None and (not isinstance(value, (int, float)) or not 0 <= value <= 100):
+            abort(400, f"{side} must be a score from 0 to 100, or null.")
+        setattr(analysis, f"edge_similarity_{side}", value)
+    db.session.commit()
+    return jsonify(analysis=analysis.as_dict())
+
+
+@bp.post("/analyses/<analysis_id>/turns")
+def post_turns(analysis_id: str):
+    """Replace the analysis's turns with the list sent."""
+    analysis = _analysis(analysis_id)
+    turns = _json().get("turns")
+    if not isinstance(turns, list) or not all(isinstance(turn, dict) for turn in turns):
+        abort(400, "turns must be a list of turns.")
+    analysis.turns = turns
+    db.session.commit()
+    return jsonify(turns=len(turns))
+
+
+@bp.post("/artifacts")
+def post_artifact():
+    """Record a stored output of an analysis; the same kind again replaces the record."""
+    payload = _json()
+    analysis = _analysis(str(payload.get("analysis_id", "")))
+    fields = {name: payload.get(name) for name in ("kind", "key", "content_type", "sha256")}
+    if not all(isinstance(value, str) and value for value in fields.values()):
+        abort(400, "kind, key, content_type and sha256 are required.")
+    size = payload.get("size")
+    if not isinstance(size, int) or size < 0:
+        abort(400, "size must be a number of bytes.")
+    if not fields["key"].startswith(f"analyses/{analysis.id}/"):
+        abort(400, "The key must lie under the analysis's own prefix.")
+    artifact = db.session.scalar(
+        select(Artifact).where(Artifact.analysis_id == analysis.id, Artifact.kind == fields["kind"])
+    ) or Artifact(analysis_id=analysis.id)
+    for name, value in fields.items():
+        setattr(artifact, name, value)
+    artifact.size = size
+    db.session.add(artifact)
+    db.session.commit()
+    return jsonify(artifact={"kind": artifact.kind, "key": artifact.key, "size": artifact.size}), 201
+
+
+def _analysis(analysis_id: str) -> Analysis:
+    analysis = db.session.get(Analysis, analysis_id)
+    if analysis is None:
+        abort(404, "No such analysis.")
+    return analysis
+
+
+def _json() -> dict:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        abort(400, "Send a JSON object.")
+    return payload
