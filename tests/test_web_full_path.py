@@ -81,13 +81,11 @@ def worker(served_app, tmp_path):
     log.close()
 
 
-def test_from_code_to_downloaded_results(served_app, worker, smtp_sink, derived):
-    app, _ = served_app
+def submit(app, smtp_sink, clip: bytes):
+    """Sign in, upload `clip` and confirm it; returns the client and the analysis id."""
     client = https_client(app)
     sign_in(client, smtp_sink, "rider@example.com")
     csrf = {"X-CSRF-Token": client.get("/api/auth/me").json["csrf_token"]}
-    clip = derived["short"].read_bytes()
-
     answer = client.post(
         "/api/analyses/create-upload", headers=csrf,
         json={"filename": "carpet.mp4", "content_type": "video/mp4", "size": len(clip)},
@@ -96,14 +94,23 @@ def test_from_code_to_downloaded_results(served_app, worker, smtp_sink, derived)
     assert client.put(f"{url.path}?{url.query}", data=clip, headers=answer["upload"]["headers"]).status_code == 200
     analysis_id = answer["analysis"]["id"]
     assert client.post(f"/api/analyses/{analysis_id}/confirm-upload", headers=csrf).status_code == 202
+    return client, analysis_id
 
-    seen, deadline = set(), time.monotonic() + 300
+
+def wait_until_done(client, analysis_id: str, timeout_s: float = 300) -> tuple[dict, set[str]]:
+    seen, deadline = set(), time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         analysis = client.get(f"/api/analyses/{analysis_id}").json["analysis"]
         seen.add(analysis["status"])
-        if analysis["status"] in ("complete", "no_skier_found", "failed"):
+        if analysis["status"] in ("complete", "no_skier_found", "failed", "cancelled"):
             break
         time.sleep(1)
+    return analysis, seen
+
+
+def test_from_code_to_downloaded_results(served_app, worker, smtp_sink, derived):
+    client, analysis_id = submit(served_app[0], smtp_sink, derived["short"].read_bytes())
+    analysis, seen = wait_until_done(client, analysis_id)
     assert analysis["status"] == "complete", analysis
     assert "processing" in seen or "queued" in seen
     assert analysis["progress"] == 100
@@ -118,3 +125,10 @@ def test_from_code_to_downloaded_results(served_app, worker, smtp_sink, derived)
     rows = list(csv.DictReader(io.StringIO(body.get_data(as_text=True))))
     assert len(rows) == analysis["results"]["input"]["frames_in_trim"]
     assert client.get(f"/api/analyses/{analysis_id}/download/nothing").status_code == 404
+
+
+def test_a_bad_file_ends_as_failed_with_the_reason(served_app, worker, smtp_sink, derived):
+    client, analysis_id = submit(served_app[0], smtp_sink, derived["image"].read_bytes())
+    analysis, _ = wait_until_done(client, analysis_id)
+    assert analysis["status"] == "failed"
+    assert analysis["error"] == "This file is a still image, not a video."
