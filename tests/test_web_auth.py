@@ -113,3 +113,25 @@ def test_unexpected_errors_are_reported_without_details(app, client):
     assert response.status_code == 500
     assert "secret internals" not in response.get_data(as_text=True)
     assert response.json["error"]["message"].startswith("Something went wrong")
+
+
+def test_contact_mails_the_operators_with_the_sender_to_reply_to(client, smtp_sink):
+    response = client.post("/api/contact", json={"subject": "Turn scores", "message": "How is it computed?", "email": "a@b.co"})
+    assert response.status_code == 202
+    mail = smtp_sink.messages[-1]
+    assert mail["To"] == "operators@poser.local" and mail["Reply-To"] == "a@b.co"
+    assert mail["Subject"] == "[Poser contact] Turn scores" and "How is it computed?" in mail.get_payload()
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"subject": "", "message": "hi", "email": "a@b.co"}, "subject"),
+        ({"subject": "x" * 201, "message": "hi", "email": "a@b.co"}, "subject"),
+        ({"subject": "hi", "message": "x" * 5001, "email": "a@b.co"}, "message"),
+        ({"subject": "hi", "message": "hello", "email": "nope"}, "valid email"),
+    ],
+)
+def test_contact_checks_its_fields(client, payload, message):
+    response = client.post("/api/contact", json=payload)
+    assert response.status_code == 400 and message in response.json["error"]["message"]

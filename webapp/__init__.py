@@ -34,9 +34,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
 
-    from webapp import analyses, auth, internal, storage
+    from webapp import analyses, auth, contact, internal, storage
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(contact.bp)
     app.register_blueprint(internal.bp)
     app.register_blueprint(analyses.bp)
     app.register_blueprint(storage.bp)

@@ -28,7 +28,7 @@ CSRF_HEADER = "X-CSRF-Token"
 @bp.post("/request-code")
 def request_code():
     """Email a 6-digit code. Answers the same whether or not the address has an account."""
-    email = _email_from(request.get_json(silent=True))
+    email = email_from(request.get_json(silent=True))
     config = current_app.config
     since = utcnow() - timedelta(seconds=config["LOGIN_CODE_WINDOW_S"])
     client = request.remote_addr or "unknown"
@@ -72,7 +72,7 @@ def request_code():
 def verify_code():
     """Sign in with the emailed code: sets the session cookie and returns an API token."""
     payload = request.get_json(silent=True)
-    email = _email_from(payload)
+    email = email_from(payload)
     code = str((payload or {}).get("code", "")).strip()
     pending = db.session.scalars(
         select(VerificationCode)
@@ -165,7 +165,8 @@ def _hash_code(email: str, code: str) -> str:
     return hmac.new(key, f"{email}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def _email_from(payload) -> str:
+def email_from(payload) -> str:
+    """The normalised `email` of a JSON payload, or a 400 when it is not a plausible address."""
     email = str((payload or {}).get("email", "")).strip().lower() if isinstance(payload, dict) else ""
     if len(email) > 254 or not _EMAIL.match(email):
         abort(400, "Enter a valid email address.")

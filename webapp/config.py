@@ -10,6 +10,8 @@ DEFAULTS = {
     # `console` prints mail to the log; `smtp` sends it through SMTP_HOST.
     "MAIL_BACKEND": "console",
     "MAIL_FROM": "Poser <no-reply@poser.local>",
+    # Where contact-form messages go.
+    "CONTACT_EMAIL": "operators@poser.local",
     "SMTP_HOST": "127.0.0.1",
     "SMTP_PORT": 25,
     "SMTP_USERNAME": None,
