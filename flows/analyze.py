@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from tasks.device import resolve_device
 from tasks.export import build_results
 from tasks.models import require_model
 from tasks.errors import PoserError
+from tasks.objects import is_remote
 from tasks.progress import LogReporter, reporting_to
 from tasks.reporting import ReportingError, WebAppClient
 from tasks.tracking import SkierHint
@@ -55,7 +57,7 @@ def _report_failure(flow, flow_run, state) -> None:
 )
 def analyze_video(
     video_path: str,
-    out_dir: str,
+    out_dir: str | None = None,
     trim_start_s: float | None = None,
     trim_end_s: float | None = None,
     device: str | None = None,
@@ -64,13 +66,15 @@ def analyze_video(
     skier_hint: SkierHint | None = None,
     analysis_id: str | None = None,
     output_key_prefix: str | None = None,
+    output_location: str | None = None,
 ) -> dict[str, Any]:
     """Track the skier, estimate and smooth their pose, find turns and score them, and write
     the overlay video, the chart and the data.
 
     Args:
-        video_path: The clip to analyse.
-        out_dir: Folder for `overlay.mp4`, `landmarks.csv`, `turns.csv`, `metrics.png` and `results.json`.
+        video_path: The clip to analyse: a file, or an `s3://` location to download first.
+        out_dir: Folder for `overlay.mp4`, `landmarks.csv`, `turns.csv`, `metrics.png` and
+            `results.json`; a folder under the system's temporary folder when omitted.
         trim_start_s: Start of the analysed part, in seconds.
         trim_end_s: End of the analysed part, in seconds.
         device: `auto`, `cpu`, `cuda` or `mps`; the config's choice when omitted.
@@ -79,7 +83,9 @@ def analyze_video(
         skier_hint: Points at the skier when the clip shows several people.
         analysis_id: The web app's analysis this run computes: names the run, and makes it
             report progress, outputs and outcome to the web app (see `tasks/reporting.py`).
-        output_key_prefix: Storage key of `out_dir`, for the outputs reported to the web app.
+        output_key_prefix: Storage key of the outputs, as reported to the web app.
+        output_location: Where the outputs are stored for the web app: an `s3://` location to
+            upload them to, or `out_dir` itself (the default).
 
     Returns:
         The content of `results.json`.
@@ -88,6 +94,7 @@ def analyze_video(
     resolved_device = resolve_device(device or config.device)
     for key in ("detector", "pose"):
         require_model(config.models, key)
+    out_dir = out_dir or str(Path(tempfile.gettempdir()) / "poser-runs" / (analysis_id or Path(video_path).stem))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
@@ -99,6 +106,9 @@ def analyze_video(
 
     web_app = WebAppClient.from_environment(analysis_id) if analysis_id else None
     with reporting_to(LogReporter(on_percent=web_app.progress) if web_app else None):
+        if is_remote(video_path):
+            with timed("fetch"):
+                video_path = steps.fetch(video_path, out_dir)
         with timed("probe"):
             info = steps.probe(video_path, trim_start_s, trim_end_s, config)
         with timed("track"):
@@ -114,7 +124,8 @@ def analyze_video(
                 outcome=OUTCOME_NO_SKIER, pose=None, metrics=None, outputs={"results_json": "results.json"},
                 warnings=warnings, **common
             )
-            return _finish(steps.export(results, skier, None, None, out_dir), web_app, out_dir, output_key_prefix)
+            exported = steps.export(results, skier, None, None, out_dir)
+            return _finish(exported, web_app, out_dir, output_key_prefix, output_location)
         with timed("pose"):
             raw = steps.pose(info, skier, config)
         with timed("smooth"):
@@ -130,10 +141,13 @@ def analyze_video(
         results = build_results(
             outcome=OUTCOME_COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings, **common
         )
-        return _finish(steps.export(results, skier, smoothed, found, out_dir), web_app, out_dir, output_key_prefix)
+        exported = steps.export(results, skier, smoothed, found, out_dir)
+        return _finish(exported, web_app, out_dir, output_key_prefix, output_location)
 
 
-def _finish(results: dict[str, Any], web_app: WebAppClient | None, out_dir: str, key_prefix: str | None) -> dict:
+def _finish(
+    results: dict[str, Any], web_app: WebAppClient | None, out_dir: str, key_prefix: str | None, location: str | None
+) -> dict[str, Any]:
     if web_app is not None:
-        steps.publish(web_app, results, out_dir, key_prefix or out_dir)
+        steps.publish(web_app, results, out_dir, key_prefix or out_dir, location or out_dir)
     return results

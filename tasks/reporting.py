@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from tasks.objects import is_remote, upload
 from tasks.video import file_sha256
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,13 @@ class WebAppClient:
     def status(self, status: str, error: str | None = None, results: dict | None = None) -> None:
         self._send("PUT", f"analyses/{self.analysis_id}/status", {"status": status, "error": error, "results": results})
 
-    def publish(self, results: dict[str, Any], out_dir: str, key_prefix: str) -> None:
-        """Register every output file, then the turns and scores, then the outcome."""
+    def publish(self, results: dict[str, Any], out_dir: str, key_prefix: str, location: str) -> None:
+        """Store (when `location` is remote) and register every output file, then send the
+        turns and scores, then the outcome."""
         for name in results["outputs"].values():
             path = Path(out_dir) / name
+            if is_remote(location):
+                upload(path, f"{location.rstrip('/')}/{name}")
             self._send(
                 "POST", "artifacts",
                 {

@@ -18,6 +18,7 @@ from tasks.charts import plot_metrics
 from tasks.export import summary_markdown, write_json, write_landmarks_csv, write_turns_csv
 from tasks.frontal import frontal_angles
 from tasks.models import require_model
+from tasks.objects import download
 from tasks.pose import PoseSequence, crop_windows, estimate_pose
 from tasks.progress import stage
 from tasks.render import render_overlay
@@ -111,7 +112,14 @@ def export(
     return results
 
 
+@task(name="fetch", **_RETRYABLE)
+def fetch(location: str, out_dir: str) -> str:
+    """Download a remote input clip next to the outputs; returns its local path."""
+    name = "input" + Path(location).suffix
+    return str(download(location, Path(out_dir) / name))
+
+
 @task(name="publish", **_RETRYABLE)
-def publish(web_app: WebAppClient, results: dict, out_dir: str, key_prefix: str) -> None:
+def publish(web_app: WebAppClient, results: dict, out_dir: str, key_prefix: str, location: str) -> None:
     """Hand the outputs, turns, scores and outcome to the web app."""
-    web_app.publish(results, out_dir, key_prefix)
+    web_app.publish(results, out_dir, key_prefix, location)

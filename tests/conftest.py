@@ -136,3 +136,57 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+S3_KEY, S3_SECRET, S3_BUCKET = "poser-test-key", "poser-test-secret", "poser-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (SeaweedFS) on loopback with a bucket; yields its endpoint URL.
+
+    Sets the AWS credentials in the environment, where boto3 (and worker processes) read them.
+    """
+    import shutil
+    import subprocess
+    import time
+
+    import boto3
+
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    (folder / "s3.json").write_text(
+        '{"identities": [{"name": "poser", "credentials": [{"accessKey": "%s", "secretKey": "%s"}],'
+        ' "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}' % (S3_KEY, S3_SECRET)
+    )
+    port = free_port()
+    weed = shutil.which("weed") or str(Path(os.sys.executable).with_name("weed"))
+    log = open(folder / "weed.log", "w")
+    process = subprocess.Popen(
+        [weed, "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         f"-s3.port={port}", f"-s3.config={folder / 's3.json'}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    os.environ.update(AWS_ACCESS_KEY_ID=S3_KEY, AWS_SECRET_ACCESS_KEY=S3_SECRET, AWS_DEFAULT_REGION="us-east-1")
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.create_bucket(Bucket=S3_BUCKET)
+            break
+        except Exception:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"SeaweedFS did not start; see {folder / 'weed.log'}") from None
+            time.sleep(1)
+    yield endpoint
+    os.killpg(process.pid, 15)
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def analysis_deployment(prefect_server):
+    """The `analyze-video` deployment registered with the test Prefect server (no worker runs it)."""
+    from flows.analyze import analyze_video
+
+    return analyze_video.to_deployment(name="analyze-video").apply()

@@ -13,14 +13,6 @@ from tests.webutil import https_client, sign_in
 CLIP = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 
 
-@pytest.fixture(scope="session")
-def analysis_deployment(prefect_server):
-    """The `analyze-video` deployment registered with the test Prefect server (no worker runs it)."""
-    from flows.analyze import analyze_video
-
-    return analyze_video.to_deployment(name="analyze-video").apply()
-
-
 @pytest.fixture
 def signed_in(client, smtp_sink):
     sign_in(client, smtp_sink)

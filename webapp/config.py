@@ -30,8 +30,13 @@ DEFAULTS = {
     "SESSION_COOKIE_SECURE": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "PERMANENT_SESSION_LIFETIME": 14 * 24 * 3600,
-    # Object storage: a local folder (default: instance/storage) with signed URLs.
+    # Object storage: `local` (a folder, default instance/storage, with signed URLs) or `s3`
+    # (any endpoint; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    "STORAGE_BACKEND": "local",
     "STORAGE_ROOT": None,
+    "S3_BUCKET": "poser",
+    "S3_ENDPOINT_URL": None,
+    "S3_REGION": "us-east-1",
     # Uploads: accepted types, size limit, longest trim window, and how long upload and
     # download links stay valid.
     "UPLOAD_TYPES": {"video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm"},

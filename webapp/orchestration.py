@@ -9,7 +9,7 @@ from flask import current_app
 
 from webapp.db import db
 from webapp.models import Analysis, AnalysisStatus
-from webapp.storage import LocalStorage
+from webapp.storage import LocalStorage, S3Storage
 
 log = logging.getLogger(__name__)
 
@@ -18,17 +18,22 @@ class OrchestrationError(Exception):
     """The Prefect API could not be reached or refused the request."""
 
 
-def start_analysis(analysis: Analysis, store: LocalStorage) -> str:
-    """Schedule the analysis deployment for `analysis` and return the flow run's id."""
+def start_analysis(analysis: Analysis, store: LocalStorage | S3Storage) -> str:
+    """Schedule the analysis deployment for `analysis` and return the flow run's id.
+
+    With local storage the worker reads and writes the storage folder itself; with S3 it
+    downloads the clip and uploads the outputs under the analysis's prefix.
+    """
     from prefect.deployments import run_deployment
 
     parameters = {
-        "video_path": str(store.path(analysis.input_key)),
-        "out_dir": str(store.path(outputs_prefix(analysis))),
+        "video_path": store.location(analysis.input_key),
+        "out_dir": store.location(outputs_prefix(analysis)) if isinstance(store, LocalStorage) else None,
         "trim_start_s": analysis.trim_start_s,
         "trim_end_s": analysis.trim_end_s,
         "analysis_id": analysis.id,
         "output_key_prefix": outputs_prefix(analysis),
+        "output_location": store.location(outputs_prefix(analysis)),
     }
     try:
         flow_run = run_deployment(

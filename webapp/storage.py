@@ -1,9 +1,9 @@
-"""Object storage for uploads and analysis outputs.
+"""Object storage for uploads and analysis outputs: S3 (any endpoint) or a local folder.
 
-The embedded default keeps objects in a local folder and hands out URLs of the app's own
-`/storage/` endpoint, signed with the app secret and expiring, with the same contract a
-presigned S3 URL has: the client PUTs the bytes to the URL it was given, with the headers it
-was given.
+With S3, clients upload and download through presigned URLs and workers read and write the
+bucket themselves. The embedded default keeps objects in a local folder and hands out URLs of
+the app's own `/storage/` endpoint, signed with the app secret and expiring, with the same
+contract: the client PUTs the bytes to the URL it was given, with the headers it was given.
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ class LocalStorage:
             abort(403, "Invalid signature.")
         return claims
 
+    def location(self, key: str) -> str:
+        """Where a worker on this machine finds the object: its file path."""
+        return str(self.path(key))
+
     def path(self, key: str) -> Path:
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):
@@ -104,17 +108,81 @@ class LocalStorage:
             folder.unlink()
 
 
-def storage() -> LocalStorage:
+class S3Storage:
+    """Objects in an S3 bucket; credentials come from the usual AWS environment variables."""
+
+    def __init__(self, bucket: str, endpoint_url: str | None, region: str | None) -> None:
+        import boto3
+
+        self.bucket = bucket
+        self._s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+
+    def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> PresignedUpload:
+        url = self._s3.generate_presigned_url(
+            "put_object", Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type}, ExpiresIn=expires_in
+        )
+        return PresignedUpload("PUT", url, {"Content-Type": content_type}, expires_in)
+
+    def presign_download(self, key: str, expires_in: int) -> str:
+        # Outputs are stored with a Content-Disposition of their own (see tasks/objects.py);
+        # not every S3 server accepts response-header overrides in a presigned URL.
+        return self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+        )
+
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        for chunk in body.iter_chunks(_CHUNK):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def delete_prefix(self, prefix: str) -> None:
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix.rstrip("/") + "/"):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+
+
+def storage() -> LocalStorage | S3Storage:
+    """The app's object storage, built once from its config."""
     app = current_app
     if "poser_storage" not in app.extensions:
-        root = Path(app.config["STORAGE_ROOT"] or Path(app.instance_path) / "storage")
-        app.extensions["poser_storage"] = LocalStorage(root, app.config["SECRET_KEY"])
+        config = app.config
+        if config["STORAGE_BACKEND"] == "s3":
+            store = S3Storage(config["S3_BUCKET"], config["S3_ENDPOINT_URL"], config["S3_REGION"])
+        else:
+            root = Path(config["STORAGE_ROOT"] or Path(app.instance_path) / "storage")
+            store = LocalStorage(root, config["SECRET_KEY"])
+        app.extensions["poser_storage"] = store
     return app.extensions["poser_storage"]
+
+
+def local_storage() -> LocalStorage:
+    """The local store, for the `/storage/` endpoints; 404 when objects live in S3."""
+    store = storage()
+    if not isinstance(store, LocalStorage):
+        abort(404)
+    return store
 
 
 @bp.put("/<path:key>")
 def put_object(key: str):
-    store = storage()
+    store = local_storage()
     claims = store.verify(request.args.get("token", ""), key, "put", current_app.config["UPLOAD_URL_TTL_S"])
     if request.content_type != claims["type"]:
         abort(403, "The Content-Type differs from the one the upload was signed for.")
@@ -126,7 +194,7 @@ def put_object(key: str):
 
 @bp.get("/<path:key>")
 def get_object(key: str):
-    store = storage()
+    store = local_storage()
     store.verify(request.args.get("token", ""), key, "get", current_app.config["DOWNLOAD_URL_TTL_S"])
     path = store.path(key)
     if not path.is_file():
