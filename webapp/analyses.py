@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from webapp.auth import current_user, login_required
 from webapp.db import db
@@ -91,7 +92,10 @@ def list_analyses():
     mine = select(Analysis).where(Analysis.user_id == current_user().id)
     total = db.session.scalar(select(func.count()).select_from(mine.subquery()))
     rows = db.session.scalars(
-        mine.order_by(Analysis.created_at.desc(), Analysis.id).offset((page - 1) * per_page).limit(per_page)
+        mine.options(selectinload(Analysis.upload), selectinload(Analysis.artifacts))
+        .order_by(Analysis.created_at.desc(), Analysis.id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
     ).all()
     return jsonify(
         analyses=[analysis.as_dict() for analysis in rows],

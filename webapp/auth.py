@@ -101,7 +101,7 @@ def verify_code():
     session.permanent = True
     session["user_id"] = user.id
     session["csrf"] = secrets.token_urlsafe(32)
-    return jsonify(user=user.as_dict(), token=_tokens().dumps({"user_id": user.id}), csrf_token=session["csrf"])
+    return jsonify(user=user.as_dict(), token=issue_token(user), csrf_token=session["csrf"])
 
 
 @bp.post("/logout")
@@ -153,6 +153,11 @@ def _user_from_request() -> User | None:
     g.auth_method = "session"
     user_id = session.get("user_id")
     return db.session.get(User, user_id) if user_id is not None else None
+
+
+def issue_token(user: User) -> str:
+    """A bearer token for API clients, valid for API_TOKEN_TTL_S."""
+    return _tokens().dumps({"user_id": user.id})
 
 
 def _tokens() -> URLSafeTimedSerializer:
