@@ -8,7 +8,8 @@ PYTHON=${PYTHON:-python3.11}
 
 if command -v dpkg >/dev/null; then
   missing=()
-  for package in libgl1 libglib2.0-0; do
+  # chromium: the browser the end-to-end tests drive.
+  for package in libgl1 libglib2.0-0 chromium; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
   done
   if ((${#missing[@]})); then

@@ -100,6 +100,7 @@ def build_results(
             "pose": bool(pose is not None and pose.has_pose[i]),
             "pose_detected": bool(pose is not None and pose.detected[i]),
         }
+        | (_frame_angles(metrics, i) if metrics is not None else {})
         for i, t in enumerate(times)
     ]
     with_pose = sum(frame["pose"] for frame in frames)
@@ -151,6 +152,18 @@ def summary_markdown(results: dict[str, Any], out_dir: str) -> str:
     lines += ["", *(f"- Warning: {warning}" for warning in results["warnings"])]
     lines += ["", f"Outputs in `{out_dir}`: " + ", ".join(f"`{name}`" for name in results["outputs"].values())]
     return "\n".join(lines)
+
+
+def _frame_angles(metrics: TechniqueMetrics, index: int) -> dict[str, Any]:
+    angles = metrics.angles
+    values = {
+        "inclination_deg": angles.inclination_deg[index],
+        "left_edge_deg": angles.left_edge_deg[index],
+        "right_edge_deg": angles.right_edge_deg[index],
+    }
+    return {"turn_index": int(metrics.turn_of_frame[index])} | {
+        name: None if np.isnan(value) else round(float(value), 2) for name, value in values.items()
+    }
 
 
 def write_json(path: Path, data: dict[str, Any]) -> Path:

@@ -34,6 +34,18 @@ ARTIFACT_KINDS = {
 _ATTEMPTS = 3
 
 
+SERIES_POINTS = 1500
+_SERIES_FIELDS = ("time_s", "inclination_deg", "left_edge_deg", "right_edge_deg")
+
+
+def angle_series(frames: list[dict], points: int = SERIES_POINTS) -> dict[str, list]:
+    """The per-frame angles as columns, every n-th frame so at most `points` remain: enough
+    for a chart, small enough to store with the analysis."""
+    step = max(1, -(-len(frames) // points))
+    sampled = frames[::step]
+    return {field: [frame.get(field) for frame in sampled] for field in _SERIES_FIELDS}
+
+
 class ReportingError(Exception):
     """The web app could not be reached or refused a report."""
 
@@ -87,6 +99,7 @@ class WebAppClient:
                 {side: summary[side] for side in ("overall", "left", "right")},
             )
         summary = {key: value for key, value in results.items() if key not in ("frames", "config")}
+        summary["series"] = angle_series(results["frames"])
         self.status(results["outcome"], results=summary)
 
     def _send(self, method: str, path: str, payload: dict, attempts: int = _ATTEMPTS) -> None:

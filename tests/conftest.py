@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
+from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA = ROOT.parent / "shared" / "media"
@@ -190,3 +196,75 @@ def analysis_deployment(prefect_server):
     from flows.analyze import analyze_video
 
     return analyze_video.to_deployment(name="analyze-video").apply()
+
+
+# A Prefect process worker running analyses for a web app served on a real port.
+POOL = "full-path-pool"
+DEPLOYMENT = "analyze-video/full-path"
+WORKER_SECRET = "internal-test-secret"
+
+
+@pytest.fixture(scope="session")
+def worker_deployment(prefect_server):
+    """A process work pool with the analysis deployment on it, run from this checkout."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    from flows.analyze import analyze_video
+
+    async def create_pool() -> None:
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+
+    asyncio.run(create_pool())
+    analyze_video.from_source(source=str(ROOT), entrypoint="flows/analyze.py:analyze_video").deploy(
+        name="full-path", work_pool_name=POOL, print_next_steps=False
+    )
+
+
+@pytest.fixture
+def storage_backend():
+    """Where `served_app` keeps objects; modules override it to run on S3 too."""
+    return "local"
+
+
+@pytest.fixture
+def served_app(app, worker_deployment, storage_backend, s3_server):
+    """The app on a real HTTP port, so the worker's flow can report to it, storing objects
+    in a local folder or in S3."""
+    app.config.update(INTERNAL_SECRET=WORKER_SECRET, ANALYSIS_DEPLOYMENT=DEPLOYMENT, SESSION_COOKIE_SECURE=False)
+    if storage_backend == "s3":
+        app.config.update(STORAGE_BACKEND="s3", S3_BUCKET=S3_BUCKET, S3_ENDPOINT_URL=s3_server)
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def worker(served_app, s3_server, tmp_path):
+    """A Prefect process worker polling the pool every second, stopped (and its children) after."""
+    _, url = served_app
+    environment = os.environ.copy() | {
+        "POSER_WEBAPP_URL": url,
+        "POSER_S3_ENDPOINT_URL": s3_server,
+        "POSER_INTERNAL_SECRET": WORKER_SECRET,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+    }
+    from prefect.settings import PREFECT_API_URL
+
+    environment["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    log = open(tmp_path / "worker.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--limit", "1"],
+        env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    yield process
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+    log.close()
+
+

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -34,23 +34,32 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
 
-    from webapp import analyses, auth, contact, internal, storage
+    from webapp import analyses, auth, contact, internal, pages, storage
 
+    app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(contact.bp)
     app.register_blueprint(internal.bp)
     app.register_blueprint(analyses.bp)
     app.register_blueprint(storage.bp)
     _register_error_handlers(app)
+    app.context_processor(lambda: {"current_user": auth.current_user()})
     return app
 
 
 def _register_error_handlers(app: Flask) -> None:
+    """JSON errors for the API, pages for people; never a stack trace."""
+
+    def respond(code: int, title: str, message: str):
+        if request.path.startswith(("/api/", "/storage/")):
+            return jsonify(error={"code": code, "message": message}), code
+        return render_template("error.html", code=code, title=title, message=message), code
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return jsonify(error={"code": error.code, "message": error.description}), error.code
+        return respond(error.code, error.name, error.description)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         log.exception("Unhandled error")
-        return jsonify(error={"code": 500, "message": "Something went wrong on our side. Please try again."}), 500
+        return respond(500, "Something went wrong", "Something went wrong on our side. Please try again.")
