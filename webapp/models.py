@@ -145,3 +145,33 @@ class Artifact(db.Model):
     sha256: Mapped[str] = mapped_column(String(64))
 
     analysis: Mapped[Analysis] = relationship(back_populates="artifacts")
+
+
+class Partner(db.Model):
+    """A ski school or shop that embeds the upload widget on its own site."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    allowed_domains: Mapped[list] = mapped_column(JSON, default=list)
+    max_upload_bytes: Mapped[int] = mapped_column(BigInteger)
+    max_trim_s: Mapped[float] = mapped_column(Float)
+    owner_user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmbedToken(db.Model):
+    """The emailed link that confirms an analysis submitted through a partner's widget."""
+
+    __tablename__ = "embed_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"), index=True)
+    analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
