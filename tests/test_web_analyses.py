@@ -159,3 +159,23 @@ def test_deleting_cancels_the_run_and_removes_files_and_rows(app, signed_in, ana
     assert not stored_file.exists()
     assert signed_in.get(f"/api/analyses/{analysis_id}").status_code == 404
     assert flow_run(flow_run_id).state.type.value in ("CANCELLING", "CANCELLED")
+
+
+def test_the_last_known_status_stands_when_prefect_is_unreachable(app, signed_in, analysis_deployment):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    answer = create(signed_in).json
+    analysis_id = answer["analysis"]["id"]
+    upload(signed_in, answer)
+    signed_in.post(f"/api/analyses/{analysis_id}/confirm-upload", headers=write_headers(signed_in))
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        response = signed_in.get(f"/api/analyses/{analysis_id}")
+    assert response.status_code == 200 and response.json["analysis"]["status"] == "queued"
+    refused = signed_in.post("/api/analyses/create-upload", json={"filename": "b.mp4", "content_type": "video/mp4",
+                                                                  "size": len(CLIP)}, headers=write_headers(signed_in))
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        upload(signed_in, refused.json)
+        confirm = signed_in.post(f"/api/analyses/{refused.json['analysis']['id']}/confirm-upload",
+                                 headers=write_headers(signed_in))
+    assert confirm.status_code == 503 and "not reachable" in confirm.json["error"]["message"]
+    assert signed_in.get(f"/api/analyses/{refused.json['analysis']['id']}").json["analysis"]["status"] == "awaiting_upload"
