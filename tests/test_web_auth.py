@@ -105,14 +105,18 @@ def test_logout_ends_the_session(client, smtp_sink):
 
 
 def test_unexpected_errors_are_reported_without_details(app, client):
+    @app.get("/api/boom")
     @app.get("/boom")
     def boom():
         raise RuntimeError("secret internals")
 
-    response = client.get("/boom")
-    assert response.status_code == 500
-    assert "secret internals" not in response.get_data(as_text=True)
-    assert response.json["error"]["message"].startswith("Something went wrong")
+    for path in ("/api/boom", "/boom"):
+        response = client.get(path)
+        assert response.status_code == 500
+        assert "secret internals" not in response.get_data(as_text=True)
+        assert "Something went wrong on our side" in response.get_data(as_text=True)
+    assert client.get("/api/boom").json["error"]["code"] == 500
+    assert client.get("/boom").content_type.startswith("text/html")
 
 
 def test_contact_mails_the_operators_with_the_sender_to_reply_to(client, smtp_sink):
