@@ -133,6 +133,10 @@ class S3Storage:
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
+    def check(self) -> None:
+        """Raise unless the bucket is reachable with these credentials."""
+        self._s3.head_bucket(Bucket=self.bucket)
+
     def size(self, key: str) -> int | None:
         from botocore.exceptions import ClientError
 
