@@ -148,6 +148,36 @@ def _number(value: float | None, form: str) -> str:
     return "-" if value is None else form.format(value)
 
 
+@main.command()
+@click.option("--port", default=5000, show_default=True, help="Web app port on 127.0.0.1.")
+@click.option("--prefect-port", default=4200, show_default=True, help="Prefect server port on 127.0.0.1.")
+def dev(port: int, prefect_port: int) -> None:
+    """Run the whole stack here: Prefect server, a worker, and the web app. Ctrl-C stops it."""
+    import signal
+
+    from flows.dev import Stack
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    stack = Stack.from_environment(prefect_port, port)
+    # SIGTERM (from a supervisor) stops the stack the same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, interrupt)
+    status = 0
+    try:
+        stack.start(console.print)
+        console.print(f"[bold]Poser is up:[/bold] http://127.0.0.1:{port}  (Prefect UI: http://127.0.0.1:{prefect_port})")
+        status = stack.wait()
+    except KeyboardInterrupt:
+        console.print("Stopping…")
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        status = 1
+    finally:
+        stack.stop()
+    sys.exit(status)
+
+
 @main.group()
 def models() -> None:
     """Model files."""
