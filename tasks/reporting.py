@@ -102,7 +102,11 @@ class WebAppClient:
         summary["series"] = angle_series(results["frames"])
         self.status(results["outcome"], results=summary)
 
-    def _send(self, method: str, path: str, payload: dict, attempts: int = _ATTEMPTS) -> None:
+    def maintain(self) -> dict:
+        """Run the web app's housekeeping; returns what it removed or marked."""
+        return self._send("POST", "maintenance", {})
+
+    def _send(self, method: str, path: str, payload: dict, attempts: int = _ATTEMPTS) -> dict:
         url = f"{self.base_url}/api/internal/{path}"
         for attempt in range(1, attempts + 1):
             try:
@@ -113,7 +117,7 @@ class WebAppClient:
                 problem = f"{method} {url}: {exc}"
             else:
                 if response.status_code < 400:
-                    return
+                    return response.json() if response.content else {}
                 problem = f"{method} {url}: {response.status_code} {response.text[:200]}"
                 if response.status_code < 500:
                     raise ReportingError(problem)

@@ -43,6 +43,8 @@ DEFAULTS = {
     "MAX_UPLOAD_BYTES": 500 * 1024 * 1024,
     "MAX_TRIM_S": 600,
     "UPLOAD_URL_TTL_S": 3600,
+    # Analyses still awaiting their upload this long after the link expired are removed.
+    "UPLOAD_GRACE_S": 3600,
     "DOWNLOAD_URL_TTL_S": 300,
     # Shared with the workers; their flows report through /api/internal with it. Unset: disabled.
     "INTERNAL_SECRET": None,

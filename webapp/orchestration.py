@@ -103,6 +103,26 @@ def refresh_status(analysis: Analysis) -> None:
     db.session.commit()
 
 
+def flow_run_exists(flow_run_id: str) -> bool | None:
+    """Whether Prefect knows the flow run; None when the Prefect API cannot be asked."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async def read() -> bool:
+        async with get_client() as client:
+            try:
+                await asyncio.wait_for(client.read_flow_run(flow_run_id), _STATE_TIMEOUT_S)
+            except ObjectNotFound:
+                return False
+            return True
+
+    try:
+        return asyncio.run(read())
+    except Exception as exc:
+        log.info("Flow run %s unknown: %s", flow_run_id, exc)
+        return None
+
+
 def _flow_run_state(flow_run_id: str) -> str | None:
     from prefect import get_client
 

@@ -100,6 +100,13 @@ class LocalStorage:
             partial.unlink(missing_ok=True)
         return written
 
+    def analysis_ids(self) -> set[str]:
+        """Ids of the analyses that have objects under `uploads/` or `analyses/`."""
+        return {
+            entry.name for top in ("uploads", "analyses") if (self.root / top).is_dir()
+            for entry in (self.root / top).iterdir()
+        }
+
     def delete_prefix(self, prefix: str) -> None:
         folder = self.path(prefix)
         if folder.is_dir():
@@ -153,6 +160,16 @@ class S3Storage:
         for chunk in body.iter_chunks(_CHUNK):
             digest.update(chunk)
         return digest.hexdigest()
+
+    def analysis_ids(self) -> set[str]:
+        """Ids of the analyses that have objects under `uploads/` or `analyses/`."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        return {
+            common["Prefix"].split("/")[1]
+            for top in ("uploads/", "analyses/")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=top, Delimiter="/")
+            for common in page.get("CommonPrefixes", [])
+        }
 
     def delete_prefix(self, prefix: str) -> None:
         paginator = self._s3.get_paginator("list_objects_v2")

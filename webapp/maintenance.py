@@ -1,0 +1,80 @@
+"""Housekeeping, run on a schedule by the `maintenance` flow through the internal API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import delete, select
+
+from webapp.db import db
+from webapp.internal import require_secret
+from webapp.models import Analysis, AnalysisStatus, EmbedToken, utcnow
+from webapp.orchestration import flow_run_exists
+from webapp.storage import storage
+
+bp = Blueprint("maintenance", __name__, url_prefix="/api/internal")
+bp.before_request(require_secret)
+
+
+@bp.post("/maintenance")
+def run_maintenance():
+    """Expire stale uploads and embed tokens, remove orphaned objects, and fail analyses whose
+    flow runs are gone."""
+    return jsonify(
+        expired_uploads=expire_unconfirmed_uploads(),
+        expired_embed_tokens=expire_embed_tokens(),
+        orphaned_objects=remove_orphaned_objects(),
+        lost_runs=fail_lost_runs(),
+    )
+
+
+def expire_unconfirmed_uploads() -> int:
+    """Delete analyses still awaiting their upload after the upload link expired, with any
+    partial object."""
+    cutoff = utcnow() - timedelta(seconds=current_app.config["UPLOAD_URL_TTL_S"] + current_app.config["UPLOAD_GRACE_S"])
+    stale = db.session.scalars(
+        select(Analysis).where(Analysis.status == AnalysisStatus.AWAITING_UPLOAD, Analysis.created_at < cutoff)
+    ).all()
+    store = storage()
+    for analysis in stale:
+        store.delete_prefix(f"uploads/{analysis.id}")
+        db.session.delete(analysis)
+    db.session.commit()
+    return len(stale)
+
+
+def expire_embed_tokens() -> int:
+    """Remove confirmation tokens past their expiry that were never used."""
+    result = db.session.execute(
+        delete(EmbedToken).where(EmbedToken.confirmed_at.is_(None), EmbedToken.expires_at < utcnow())
+    )
+    db.session.commit()
+    return result.rowcount or 0
+
+
+def remove_orphaned_objects() -> int:
+    """Delete stored objects of analyses that no longer exist (e.g. a delete interrupted midway)."""
+    store = storage()
+    stored = store.analysis_ids()
+    known = set(db.session.scalars(select(Analysis.id).where(Analysis.id.in_(stored))).all()) if stored else set()
+    orphans = stored - known
+    for analysis_id in orphans:
+        store.delete_prefix(f"uploads/{analysis_id}")
+        store.delete_prefix(f"analyses/{analysis_id}")
+    return len(orphans)
+
+
+def fail_lost_runs() -> int:
+    """Mark failed the queued or processing analyses whose flow run no longer exists in Prefect."""
+    running = db.session.scalars(
+        select(Analysis).where(
+            Analysis.status.in_([AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING]), Analysis.flow_run_id.is_not(None)
+        )
+    ).all()
+    lost = [analysis for analysis in running if flow_run_exists(analysis.flow_run_id) is False]
+    for analysis in lost:
+        analysis.status = AnalysisStatus.FAILED
+        analysis.error = "The analysis was lost on our side. Please upload the clip again."
+    db.session.commit()
+    return len(lost)
