@@ -34,7 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
 
-    from webapp import analyses, auth, contact, health, internal, maintenance, pages, storage
+    from webapp import analyses, auth, contact, health, internal, maintenance, pages, partners, storage
 
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
@@ -42,6 +42,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(contact.bp)
     app.register_blueprint(internal.bp)
     app.register_blueprint(maintenance.bp)
+    app.register_blueprint(partners.bp)
+    app.cli.add_command(partners.cli)
     app.register_blueprint(analyses.bp)
     app.register_blueprint(storage.bp)
     _register_error_handlers(app)
