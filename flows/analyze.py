@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from tasks import steps
-from tasks.config import load_config
+from tasks.config import AnalysisConfig, load_config
 from tasks.device import resolve_device
 from tasks.export import build_results
 from tasks.models import require_model
@@ -96,58 +97,71 @@ def analyze_video(
         require_model(config.models, key)
     out_dir = out_dir or str(Path(tempfile.gettempdir()) / "poser-runs" / (analysis_id or Path(video_path).stem))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+
+    web_app = WebAppClient.from_environment(analysis_id) if analysis_id else None
+    with reporting_to(LogReporter(on_percent=web_app.progress) if web_app else None):
+        results = _run_steps(video_path, out_dir, trim_start_s, trim_end_s, config, resolved_device, skier_hint)
+    if web_app is not None:
+        steps.publish(web_app, results, out_dir, output_key_prefix or out_dir, output_location or out_dir)
+    return results
+
+
+def _run_steps(
+    video_path: str,
+    out_dir: str,
+    trim_start_s: float | None,
+    trim_end_s: float | None,
+    config: AnalysisConfig,
+    device: str,
+    skier_hint: SkierHint | None,
+) -> dict[str, Any]:
+    """The pipeline's tasks in order; returns the exported results."""
     timings: dict[str, float] = {}
+    timed = _stopwatch(timings)
+    if is_remote(video_path):
+        with timed("fetch"):
+            video_path = steps.fetch(video_path, out_dir)
+    with timed("probe"):
+        info = steps.probe(video_path, trim_start_s, trim_end_s, config)
+    with timed("track"):
+        skier = steps.track(info, config, device, skier_hint)
+    warnings = list(skier.warnings)
+    common = dict(info=info, config=config, device=device, skier=skier, timings=timings)
+    if skier.tracked_fraction < config.tracking.min_tracked_fraction:
+        warnings.append(
+            f"The skier was found in {skier.tracked_fraction:.0%} of frames; at least "
+            f"{config.tracking.min_tracked_fraction:.0%} is needed. Film one skier, large in the frame."
+        )
+        results = build_results(
+            outcome=OUTCOME_NO_SKIER, pose=None, metrics=None, outputs={"results_json": "results.json"},
+            warnings=warnings, **common,
+        )
+        return steps.export(results, skier, None, None, out_dir)
+    with timed("pose"):
+        raw = steps.pose(info, skier, config)
+    with timed("smooth"):
+        smoothed = steps.smooth(raw, config)
+    with timed("metrics"):
+        found = steps.metrics(smoothed, config)
+    with timed("render"):
+        video = steps.render(info, skier, smoothed, found, config, out_dir)
+    outputs = {
+        "video": Path(video).name, "landmarks_csv": "landmarks.csv", "turns_csv": "turns.csv",
+        "chart": "metrics.png", "results_json": "results.json",
+    }
+    results = build_results(
+        outcome=OUTCOME_COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings, **common
+    )
+    return steps.export(results, skier, smoothed, found, out_dir)
+
+
+def _stopwatch(timings: dict[str, float]):
+    """A context manager factory recording each block's seconds under its name in `timings`."""
 
     @contextmanager
-    def timed(name: str):
+    def timed(name: str) -> Iterator[None]:
         started = time.perf_counter()
         yield
         timings[name] = time.perf_counter() - started
 
-    web_app = WebAppClient.from_environment(analysis_id) if analysis_id else None
-    with reporting_to(LogReporter(on_percent=web_app.progress) if web_app else None):
-        if is_remote(video_path):
-            with timed("fetch"):
-                video_path = steps.fetch(video_path, out_dir)
-        with timed("probe"):
-            info = steps.probe(video_path, trim_start_s, trim_end_s, config)
-        with timed("track"):
-            skier = steps.track(info, config, resolved_device, skier_hint)
-        warnings = list(skier.warnings)
-        common = dict(info=info, config=config, device=resolved_device, skier=skier, timings=timings)
-        if skier.tracked_fraction < config.tracking.min_tracked_fraction:
-            warnings.append(
-                f"The skier was found in {skier.tracked_fraction:.0%} of frames; at least "
-                f"{config.tracking.min_tracked_fraction:.0%} is needed. Film one skier, large in the frame."
-            )
-            results = build_results(
-                outcome=OUTCOME_NO_SKIER, pose=None, metrics=None, outputs={"results_json": "results.json"},
-                warnings=warnings, **common
-            )
-            exported = steps.export(results, skier, None, None, out_dir)
-            return _finish(exported, web_app, out_dir, output_key_prefix, output_location)
-        with timed("pose"):
-            raw = steps.pose(info, skier, config)
-        with timed("smooth"):
-            smoothed = steps.smooth(raw, config)
-        with timed("metrics"):
-            found = steps.metrics(smoothed, config)
-        with timed("render"):
-            video = steps.render(info, skier, smoothed, found, config, out_dir)
-        outputs = {
-            "video": Path(video).name, "landmarks_csv": "landmarks.csv", "turns_csv": "turns.csv",
-            "chart": "metrics.png", "results_json": "results.json",
-        }
-        results = build_results(
-            outcome=OUTCOME_COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings, **common
-        )
-        exported = steps.export(results, skier, smoothed, found, out_dir)
-        return _finish(exported, web_app, out_dir, output_key_prefix, output_location)
-
-
-def _finish(
-    results: dict[str, Any], web_app: WebAppClient | None, out_dir: str, key_prefix: str | None, location: str | None
-) -> dict[str, Any]:
-    if web_app is not None:
-        steps.publish(web_app, results, out_dir, key_prefix or out_dir, location or out_dir)
-    return results
+    return timed
