@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.webutil import https_client, sign_in
+from tests.webutil import https_client, read_flow_run, sign_in, write_headers
 
 CLIP = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 
@@ -19,10 +18,6 @@ def signed_in(client, smtp_sink):
     return client
 
 
-def write_headers(client) -> dict:
-    return {"X-CSRF-Token": client.get("/api/auth/me").json["csrf_token"]}
-
-
 def create(client, **overrides):
     payload = {"filename": "run.mp4", "content_type": "video/mp4", "size": len(CLIP)} | overrides
     return client.post("/api/analyses/create-upload", json=payload, headers=write_headers(client))
@@ -31,16 +26,6 @@ def create(client, **overrides):
 def upload(client, answer, body=CLIP):
     url = urlsplit(answer["upload"]["url"])
     return client.put(f"{url.path}?{url.query}", data=body, headers=answer["upload"]["headers"])
-
-
-def flow_run(flow_run_id):
-    from prefect import get_client
-
-    async def read():
-        async with get_client() as prefect:
-            return await prefect.read_flow_run(flow_run_id)
-
-    return asyncio.run(read())
 
 
 @pytest.mark.parametrize(
@@ -81,7 +66,7 @@ def test_an_upload_is_confirmed_and_starts_a_flow_run(app, signed_in, analysis_d
     with app.app_context():
         stored = db.session.get(Analysis, analysis["id"])
         assert stored.upload.sha256 == hashlib.sha256(CLIP).hexdigest()
-        run = flow_run(stored.flow_run_id)
+        run = read_flow_run(stored.flow_run_id)
     assert run.deployment_id == analysis_deployment
     assert run.parameters["analysis_id"] == analysis["id"]
     assert (run.parameters["trim_start_s"], run.parameters["trim_end_s"]) == (1.0, 5.0)
@@ -158,7 +143,7 @@ def test_deleting_cancels_the_run_and_removes_files_and_rows(app, signed_in, ana
     assert signed_in.delete(f"/api/analyses/{analysis_id}", headers=write_headers(signed_in)).status_code == 204
     assert not stored_file.exists()
     assert signed_in.get(f"/api/analyses/{analysis_id}").status_code == 404
-    assert flow_run(flow_run_id).state.type.value in ("CANCELLING", "CANCELLED")
+    assert read_flow_run(flow_run_id).state.type.value in ("CANCELLING", "CANCELLED")
 
 
 def test_the_last_known_status_stands_when_prefect_is_unreachable(app, signed_in, analysis_deployment):

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.webutil import https_client, sign_in
+from tests.webutil import https_client, sign_in, write_headers
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def submit(app, smtp_sink, clip: bytes, **trim):
     client and the analysis id."""
     client = https_client(app)
     sign_in(client, smtp_sink, "rider@example.com")
-    csrf = {"X-CSRF-Token": client.get("/api/auth/me").json["csrf_token"]}
+    csrf = write_headers(client)
     answer = client.post(
         "/api/analyses/create-upload", headers=csrf,
         json={"filename": "carpet.mp4", "content_type": "video/mp4", "size": len(clip)} | trim,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.webutil import sign_in
+from tests.webutil import sign_in, write_headers
 
 SECRET = "internal-test-secret"
 
@@ -13,7 +13,7 @@ SECRET = "internal-test-secret"
 def analysis_id(app, client, smtp_sink):
     app.config["INTERNAL_SECRET"] = SECRET
     sign_in(client, smtp_sink)
-    csrf = {"X-CSRF-Token": client.get("/api/auth/me").json["csrf_token"]}
+    csrf = write_headers(client)
     payload = {"filename": "run.mp4", "content_type": "video/mp4", "size": 100}
     return client.post("/api/analyses/create-upload", json=payload, headers=csrf).json["analysis"]["id"]
 

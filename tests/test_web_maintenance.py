@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import WORKER_SECRET
-from tests.test_web_analyses import CLIP, create, upload, write_headers
-from tests.webutil import sign_in
+from tests.test_web_analyses import CLIP, create, upload
+from tests.webutil import sign_in, write_headers
 from webapp.db import db
 from webapp.models import Analysis, EmbedToken, Partner, User, utcnow
 from webapp.storage import storage

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import POOL
 from tests.test_web_full_path import submit, wait_until_done
+from tests.webutil import read_flow_run, write_headers
 
 pytestmark = pytest.mark.slow
 
@@ -19,13 +20,6 @@ async def _pool_limit(limit: int | None) -> None:
 
     async with get_client() as client:
         await client.update_work_pool(POOL, WorkPoolUpdate(concurrency_limit=limit))
-
-
-async def _flow_run(flow_run_id: str):
-    from prefect import get_client
-
-    async with get_client() as client:
-        return await client.read_flow_run(flow_run_id)
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ def test_queued_analyses_run_one_at_a_time_and_a_deleted_one_is_cancelled(
     client, first = submit(app, smtp_sink, clip)
     _, second = submit(app, smtp_sink, clip)
     _, third = submit(app, smtp_sink, clip)
-    csrf = {"X-CSRF-Token": client.get("/api/auth/me").json["csrf_token"]}
+    csrf = write_headers(client)
 
     from webapp.db import db
     from webapp.models import Analysis
@@ -56,7 +50,7 @@ def test_queued_analyses_run_one_at_a_time_and_a_deleted_one_is_cancelled(
     for analysis_id in (first, second):
         assert wait_until_done(client, analysis_id)[0]["status"] == "complete"
     with app.app_context():
-        runs = [asyncio.run(_flow_run(db.session.get(Analysis, a).flow_run_id)) for a in (first, second)]
+        runs = [read_flow_run((db.session.get(Analysis, a).flow_run_id)) for a in (first, second)]
     runs.sort(key=lambda run: run.start_time)
     assert runs[1].start_time >= runs[0].end_time  # never both running at once
-    assert asyncio.run(_flow_run(third_run)).state.type.value in ("CANCELLING", "CANCELLED")
+    assert read_flow_run((third_run)).state.type.value in ("CANCELLING", "CANCELLED")

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.conftest import S3_BUCKET
-from tests.test_web_analyses import CLIP, create, write_headers
-from tests.webutil import sign_in
+from tests.test_web_analyses import CLIP, create
+from tests.webutil import read_flow_run, sign_in, write_headers
 
 
 @pytest.fixture
@@ -42,10 +42,6 @@ def test_a_presigned_upload_goes_straight_to_s3_and_starts_the_analysis(signed_i
     confirmed = signed_in.post(f"/api/analyses/{analysis_id}/confirm-upload", headers=write_headers(signed_in))
     assert confirmed.status_code == 202
 
-    from prefect import get_client
-
-    import asyncio
-
     from webapp.db import db
     from webapp.models import Analysis
 
@@ -53,11 +49,7 @@ def test_a_presigned_upload_goes_straight_to_s3_and_starts_the_analysis(signed_i
         stored = db.session.get(Analysis, analysis_id)
         assert stored.upload.sha256 == hashlib.sha256(CLIP).hexdigest()
 
-        async def parameters():
-            async with get_client() as prefect:
-                return (await prefect.read_flow_run(stored.flow_run_id)).parameters
-
-        run = asyncio.run(parameters())
+        run = read_flow_run(stored.flow_run_id).parameters
     assert run["video_path"] == f"s3://{S3_BUCKET}/uploads/{analysis_id}/input.mp4"
     assert run["output_location"] == f"s3://{S3_BUCKET}/analyses/{analysis_id}/outputs"
     assert run["out_dir"] is None

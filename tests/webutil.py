@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 EMAIL = "skier@example.com"
@@ -29,3 +30,19 @@ def sign_in(client, smtp_sink, email=EMAIL) -> dict:
     response = client.post("/api/auth/verify-code", json={"email": email, "code": code})
     assert response.status_code == 200, response.json
     return response.json
+
+
+def write_headers(client) -> dict:
+    """The CSRF header a signed-in cookie client sends with writes."""
+    return {"X-CSRF-Token": client.get("/api/auth/me").json["csrf_token"]}
+
+
+def read_flow_run(flow_run_id: str):
+    """The flow run as the Prefect API has it."""
+    from prefect import get_client
+
+    async def read():
+        async with get_client() as prefect:
+            return await prefect.read_flow_run(flow_run_id)
+
+    return asyncio.run(read())

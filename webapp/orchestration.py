@@ -105,37 +105,35 @@ def refresh_status(analysis: Analysis) -> None:
 
 def flow_run_exists(flow_run_id: str) -> bool | None:
     """Whether Prefect knows the flow run; None when the Prefect API cannot be asked."""
-    from prefect import get_client
     from prefect.exceptions import ObjectNotFound
 
-    async def read() -> bool:
-        async with get_client() as client:
-            try:
-                await asyncio.wait_for(client.read_flow_run(flow_run_id), _STATE_TIMEOUT_S)
-            except ObjectNotFound:
-                return False
-            return True
-
     try:
-        return asyncio.run(read())
+        _read_flow_run(flow_run_id)
+    except ObjectNotFound:
+        return False
     except Exception as exc:
         log.info("Flow run %s unknown: %s", flow_run_id, exc)
         return None
+    return True
 
 
 def _flow_run_state(flow_run_id: str) -> str | None:
-    from prefect import get_client
-
-    async def read() -> str | None:
-        async with get_client() as client:
-            flow_run = await asyncio.wait_for(client.read_flow_run(flow_run_id), _STATE_TIMEOUT_S)
-            return flow_run.state.type.value if flow_run.state else None
-
     try:
-        return asyncio.run(read())
+        flow_run = _read_flow_run(flow_run_id)
     except Exception as exc:
         log.info("Flow run %s state unknown: %s", flow_run_id, exc)
         return None
+    return flow_run.state.type.value if flow_run.state else None
+
+
+def _read_flow_run(flow_run_id: str):
+    from prefect import get_client
+
+    async def read():
+        async with get_client() as client:
+            return await asyncio.wait_for(client.read_flow_run(flow_run_id), _STATE_TIMEOUT_S)
+
+    return asyncio.run(read())
 
 
 def outputs_prefix(analysis: Analysis) -> str:
