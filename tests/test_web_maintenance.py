@@ -56,6 +56,7 @@ def test_expired_embed_tokens_go_and_others_stay(app, signed_in):
             db.session.add(analysis)
             db.session.flush()
             db.session.add(EmbedToken(partner_id=partner.id, analysis_id=analysis.id, email="a@b.co", token_hash=str(i) * 64,
+                                      results_token_hash=str(i + 3) * 64, client_ip="127.0.0.1",
                                       expires_at=utcnow() + timedelta(hours=expires), confirmed_at=confirmed))
         db.session.commit()
     assert maintain(signed_in)["expired_embed_tokens"] == 1
@@ -93,4 +94,5 @@ def test_the_maintenance_flow_calls_the_web_app(served_app, monkeypatch):
     _, url = served_app
     monkeypatch.setenv("POSER_WEBAPP_URL", url)
     monkeypatch.setenv("POSER_INTERNAL_SECRET", WORKER_SECRET)
-    assert maintenance() == {"expired_uploads": 0, "expired_embed_tokens": 0, "orphaned_objects": 0, "lost_runs": 0}
+    assert maintenance() == {"expired_uploads": 0, "expired_embed_tokens": 0, "orphaned_objects": 0, "lost_runs": 0,
+                             "outcomes_mailed": 0}

@@ -36,7 +36,8 @@ def test_partners_and_embed_tokens_hold_together(app):
         db.session.add_all([partner, analysis])
         db.session.flush()
         db.session.add(EmbedToken(partner_id=partner.id, analysis_id=analysis.id, email="rider@example.com",
-                                  token_hash="a" * 64, expires_at=utcnow() + timedelta(hours=1)))
+                                  token_hash="a" * 64, results_token_hash="b" * 64, client_ip="127.0.0.1",
+                                  expires_at=utcnow() + timedelta(hours=1)))
         db.session.commit()
         assert db.session.get(Partner, partner.id).allowed_domains == ["alpine.example"]
         db.session.add(Partner(slug="alpine-school", display_name="Copy", allowed_domains=[], max_upload_bytes=1,

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from webapp.db import db
 from webapp.models import Analysis, AnalysisStatus, Artifact
+from webapp.notifications import notify_outcome
 
 bp = Blueprint("internal", __name__, url_prefix="/api/internal")
 
@@ -59,6 +60,7 @@ def put_status(analysis_id: str):
         if status in (AnalysisStatus.COMPLETE, AnalysisStatus.NO_SKIER_FOUND):
             analysis.progress, analysis.step = 100.0, None
         db.session.commit()
+        notify_outcome(analysis)
     return jsonify(analysis=analysis.as_dict())
 
 

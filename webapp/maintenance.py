@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from webapp.db import db
 from webapp.internal import require_secret
 from webapp.models import Analysis, AnalysisStatus, EmbedToken, utcnow
+from webapp.notifications import notify_outcome, pending_notifications
 from webapp.orchestration import flow_run_exists
 from webapp.storage import storage
 
@@ -19,13 +20,14 @@ bp.before_request(require_secret)
 
 @bp.post("/maintenance")
 def run_maintenance():
-    """Expire stale uploads and embed tokens, remove orphaned objects, and fail analyses whose
-    flow runs are gone."""
+    """Expire stale uploads and embed tokens, remove orphaned objects, fail analyses whose
+    flow runs are gone, and send outcome emails that could not be sent before."""
     return jsonify(
         expired_uploads=expire_unconfirmed_uploads(),
         expired_embed_tokens=expire_embed_tokens(),
         orphaned_objects=remove_orphaned_objects(),
         lost_runs=fail_lost_runs(),
+        outcomes_mailed=sum(notify_outcome(analysis) for analysis in pending_notifications()),
     )
 
 
@@ -45,12 +47,17 @@ def expire_unconfirmed_uploads() -> int:
 
 
 def expire_embed_tokens() -> int:
-    """Remove confirmation tokens past their expiry that were never used."""
-    result = db.session.execute(
-        delete(EmbedToken).where(EmbedToken.confirmed_at.is_(None), EmbedToken.expires_at < utcnow())
-    )
+    """Delete widget submissions whose confirmation link expired unused, with their clips."""
+    stale = db.session.scalars(
+        select(Analysis).join(EmbedToken, EmbedToken.analysis_id == Analysis.id)
+        .where(EmbedToken.confirmed_at.is_(None), EmbedToken.expires_at < utcnow())
+    ).all()
+    store = storage()
+    for analysis in stale:
+        store.delete_prefix(f"uploads/{analysis.id}")
+        db.session.delete(analysis)
     db.session.commit()
-    return result.rowcount or 0
+    return len(stale)
 
 
 def remove_orphaned_objects() -> int:

@@ -64,6 +64,7 @@ class AnalysisStatus:
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETE = "complete"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
     NO_SKIER_FOUND = "no_skier_found"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -79,6 +80,8 @@ class Analysis(db.Model):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     trim_start_s: Mapped[float | None] = mapped_column(Float)
     trim_end_s: Mapped[float | None] = mapped_column(Float)
+    # A click on the skier, {"time_s": t, "point": [x, y]} in the upright frame's pixels.
+    skier_hint: Mapped[dict | None] = mapped_column(JSON)
     input_key: Mapped[str] = mapped_column(String(512))
     error: Mapped[str | None] = mapped_column(Text)
     results: Mapped[dict | None] = mapped_column(JSON)
@@ -87,11 +90,16 @@ class Analysis(db.Model):
     edge_similarity_right: Mapped[float | None] = mapped_column(Float)
     turns: Mapped[list | None] = mapped_column(JSON)
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    # Set for analyses submitted through a partner's widget.
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="SET NULL"), index=True)
+    # The final status the visitor was emailed about, so each outcome is mailed once.
+    notified_status: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     upload: Mapped[Upload] = relationship(back_populates="analysis", cascade="all, delete-orphan", uselist=False)
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="analysis", cascade="all, delete-orphan")
+    partner: Mapped[Partner | None] = relationship()
 
     def as_dict(self) -> dict:
         return {
@@ -103,6 +111,7 @@ class Analysis(db.Model):
             "trim_end_s": self.trim_end_s,
             "error": self.error,
             "file_name": self.upload.file_name if self.upload else None,
+            "source": self.source,
             "edge_similarity": {
                 "overall": self.edge_similarity_overall,
                 "left": self.edge_similarity_left,
@@ -112,6 +121,11 @@ class Analysis(db.Model):
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
+
+    @property
+    def source(self) -> str:
+        """Where the analysis came from: `web`, or `embed:<partner slug>`."""
+        return f"embed:{self.partner.slug}" if self.partner else "web"
 
 
 class Upload(db.Model):
@@ -163,15 +177,21 @@ class Partner(db.Model):
 
 
 class EmbedToken(db.Model):
-    """The emailed link that confirms an analysis submitted through a partner's widget."""
+    """The emailed link that confirms an analysis submitted through a partner's widget, and
+    the link to its results. Both are stored only as hashes."""
 
     __tablename__ = "embed_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"), index=True)
     analysis_id: Mapped[str] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), unique=True)
-    email: Mapped[str] = mapped_column(String(254))
+    email: Mapped[str] = mapped_column(String(254), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    results_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_ip: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    partner: Mapped[Partner] = relationship()
+    analysis: Mapped[Analysis] = relationship()

@@ -9,6 +9,7 @@ from flask import current_app
 
 from webapp.db import db
 from webapp.models import Analysis, AnalysisStatus
+from webapp.notifications import notify_outcome
 from webapp.storage import LocalStorage, S3Storage
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def start_analysis(analysis: Analysis, store: LocalStorage | S3Storage) -> str:
         "out_dir": store.location(outputs_prefix(analysis)) if isinstance(store, LocalStorage) else None,
         "trim_start_s": analysis.trim_start_s,
         "trim_end_s": analysis.trim_end_s,
+        "skier_hint": analysis.skier_hint,
         "analysis_id": analysis.id,
         "output_key_prefix": outputs_prefix(analysis),
         "output_location": store.location(outputs_prefix(analysis)),
@@ -43,7 +45,7 @@ def start_analysis(analysis: Analysis, store: LocalStorage | S3Storage) -> str:
             # A confirm retried after a lost response gets the same run, not a second one.
             idempotency_key=f"analysis-{analysis.id}",
             timeout=0,
-            tags=["web"],
+            tags=["embed", f"partner:{analysis.partner.slug}"] if analysis.partner else ["web"],
         )
     except Exception as exc:  # the API's many failure modes all mean "not started"
         log.warning("Could not start analysis %s: %s", analysis.id, exc)
@@ -101,6 +103,7 @@ def refresh_status(analysis: Analysis) -> None:
     if status == AnalysisStatus.FAILED and not analysis.error:
         analysis.error = "The analysis stopped unexpectedly. Please try again."
     db.session.commit()
+    notify_outcome(analysis)
 
 
 def flow_run_exists(flow_run_id: str) -> bool | None:

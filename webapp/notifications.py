@@ -1,0 +1,79 @@
+"""Emails to widget visitors when their analysis ends: results ready, or why it failed.
+
+Each outcome is mailed once (`Analysis.notified_status`). A message that could not be sent
+is tried again by the scheduled maintenance.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import url_for
+from sqlalchemy import select
+
+from webapp.db import db
+from webapp.tokens import results_token
+from webapp.mail import send_mail
+from webapp.models import Analysis, AnalysisStatus, EmbedToken
+
+log = logging.getLogger(__name__)
+
+MAILED_OUTCOMES = (AnalysisStatus.COMPLETE, AnalysisStatus.NO_SKIER_FOUND, AnalysisStatus.FAILED)
+
+
+def notify_outcome(analysis: Analysis) -> bool:
+    """Email the visitor who submitted `analysis` through a widget about its outcome, once.
+
+    Returns whether a message was sent.
+    """
+    if analysis.partner is None or analysis.status not in MAILED_OUTCOMES or analysis.notified_status == analysis.status:
+        return False
+    email = db.session.scalar(select(EmbedToken.email).where(EmbedToken.analysis_id == analysis.id))
+    if email is None:
+        return False
+    subject, body = _message(analysis)
+    try:
+        send_mail(email, subject, body)
+    except Exception as exc:  # any mail failure: leave it for the next maintenance run
+        log.warning("Could not email the outcome of analysis %s: %s", analysis.id, exc)
+        return False
+    analysis.notified_status = analysis.status
+    db.session.commit()
+    return True
+
+
+def pending_notifications() -> list[Analysis]:
+    """Widget analyses that ended without their visitor having been told."""
+    return db.session.scalars(
+        select(Analysis).where(
+            Analysis.partner_id.is_not(None),
+            Analysis.status.in_(MAILED_OUTCOMES),
+            (Analysis.notified_status.is_(None)) | (Analysis.notified_status != Analysis.status),
+        )
+    ).all()
+
+
+def _message(analysis: Analysis) -> tuple[str, str]:
+    partner = analysis.partner.display_name
+    link = url_for("pages.results", token=results_token(analysis.id), _external=True)
+    file_name = analysis.upload.file_name if analysis.upload else "your clip"
+    if analysis.status == AnalysisStatus.COMPLETE:
+        overall = analysis.edge_similarity_overall
+        score = f"Edge similarity: {overall:.0f} out of 100.\n" if overall is not None else ""
+        turns = len([turn for turn in analysis.turns or [] if not turn.get("partial")])
+        return (
+            f"Your {partner} ski analysis is ready",
+            f"The analysis of {file_name}, submitted on {partner}'s site, is ready.\n\n"
+            f"{score}Turns analysed: {turns}.\n\nSee the overlay video, the charts and every turn:\n{link}\n",
+        )
+    reason = analysis.error or _no_skier_reason(analysis)
+    return (
+        f"Your {partner} ski analysis could not be completed",
+        f"We could not analyse {file_name}, submitted on {partner}'s site.\n\n{reason}\n\n"
+        f"You can try again with another clip in the widget on {partner}'s site.\n",
+    )
+
+
+def _no_skier_reason(analysis: Analysis) -> str:
+    warnings = (analysis.results or {}).get("warnings") or []
+    return warnings[-1] if warnings else "We could not find a skier in enough of the clip."
