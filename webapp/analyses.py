@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from flask import Blueprint, abort, current_app, jsonify, request
@@ -11,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from webapp.auth import current_user, login_required
 from webapp.db import db
-from webapp.models import Analysis, AnalysisStatus, Upload
+from webapp.models import Analysis, AnalysisStatus, Upload, User
 from webapp.orchestration import (
     OrchestrationError,
     cancel_flow_run,
@@ -19,7 +20,7 @@ from webapp.orchestration import (
     refresh_status,
     start_analysis,
 )
-from webapp.storage import storage
+from webapp.storage import LocalStorage, S3Storage, storage
 
 bp = Blueprint("analyses", __name__, url_prefix="/api/analyses")
 
@@ -31,31 +32,54 @@ _MAX_PER_PAGE = 100
 @login_required
 def create_upload():
     """Validate the clip's name, type, size and trim window; create the analysis and an upload URL."""
-    payload = request.get_json(silent=True) or {}
     config = current_app.config
+    clip = clip_request(request.get_json(silent=True) or {}, config["MAX_UPLOAD_BYTES"], config["MAX_TRIM_S"])
+    analysis = new_analysis(current_user(), clip)
+    db.session.commit()
+    upload = storage().presign_upload(analysis.input_key, clip.content_type, clip.size, config["UPLOAD_URL_TTL_S"])
+    return jsonify(analysis=analysis.as_dict(), upload=upload.as_dict()), 201
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    """A validated request to upload a clip for analysis."""
+
+    file_name: str
+    content_type: str
+    extension: str
+    size: int
+    trim_start_s: float | None
+    trim_end_s: float | None
+
+
+def clip_request(payload: dict, max_bytes: int, max_trim_s: float) -> ClipRequest:
+    """The clip described by `payload` (filename, content_type, size, trim), or the HTTP error
+    that says what is wrong with it."""
+    types = current_app.config["UPLOAD_TYPES"]
     file_name = str(payload.get("filename", "")).strip()
     content_type = str(payload.get("content_type", ""))
-    extension = config["UPLOAD_TYPES"].get(content_type)
+    extension = types.get(content_type)
     if not file_name or len(file_name) > 255 or "/" in file_name or "\\" in file_name:
         abort(400, "Give the file's name (at most 255 characters).")
-    if extension is None or PurePosixPath(file_name.lower()).suffix not in set(config["UPLOAD_TYPES"].values()):
+    if extension is None or PurePosixPath(file_name.lower()).suffix not in set(types.values()):
         abort(415, "Upload an MP4, MOV or WebM video.")
     size = payload.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         abort(400, "Give the file's size in bytes.")
-    if size > config["MAX_UPLOAD_BYTES"]:
-        limit = config["MAX_UPLOAD_BYTES"] // (1024 * 1024)
-        abort(413, f"The file is too large; the limit is {limit} MB.")
-    trim_start, trim_end = _trim_window(payload, config["MAX_TRIM_S"])
+    if size > max_bytes:
+        abort(413, f"The file is too large; the limit is {max_bytes // (1024 * 1024)} MB.")
+    trim_start, trim_end = _trim_window(payload, max_trim_s)
+    return ClipRequest(file_name, content_type, extension, size, trim_start, trim_end)
 
-    analysis = Analysis(user_id=current_user().id, trim_start_s=trim_start, trim_end_s=trim_end, input_key="")
+
+def new_analysis(user: User, clip: ClipRequest, **fields) -> Analysis:
+    """Add an analysis of `clip`, awaiting its upload, for `user` (not committed)."""
+    analysis = Analysis(user_id=user.id, trim_start_s=clip.trim_start_s, trim_end_s=clip.trim_end_s, input_key="", **fields)
     db.session.add(analysis)
     db.session.flush()
-    analysis.input_key = f"uploads/{analysis.id}/input{extension}"
-    analysis.upload = Upload(key=analysis.input_key, file_name=file_name, size=size, content_type=content_type)
-    db.session.commit()
-    upload = storage().presign_upload(analysis.input_key, content_type, size, config["UPLOAD_URL_TTL_S"])
-    return jsonify(analysis=analysis.as_dict(), upload=upload.as_dict()), 201
+    analysis.input_key = f"uploads/{analysis.id}/input{clip.extension}"
+    analysis.upload = Upload(key=analysis.input_key, file_name=clip.file_name, size=clip.size, content_type=clip.content_type)
+    return analysis
 
 
 @bp.post("/<analysis_id>/confirm-upload")
@@ -65,14 +89,8 @@ def confirm_upload(analysis_id: str):
     analysis = _own_analysis(analysis_id)
     if analysis.status != AnalysisStatus.AWAITING_UPLOAD:
         abort(409, "This analysis has already started.")
-    store, upload = storage(), analysis.upload
-    size = store.size(upload.key)
-    if size is None:
-        abort(409, "The upload has not arrived. Upload the file, then confirm.")
-    if size != upload.size:
-        abort(409, f"The upload holds {size} bytes but {upload.size} were declared. Upload it again.")
-    upload.sha256 = store.sha256(upload.key)
-    upload.status = "confirmed"
+    store = storage()
+    check_upload(analysis, store)
     try:
         analysis.flow_run_id = start_analysis(analysis, store)
     except OrchestrationError:
@@ -151,6 +169,18 @@ def delete_analysis(analysis_id: str):
     db.session.delete(analysis)
     db.session.commit()
     return "", 204
+
+
+def check_upload(analysis: Analysis, store: LocalStorage | S3Storage) -> None:
+    """Check the clip arrived whole (409 otherwise) and record its sha256."""
+    upload = analysis.upload
+    size = store.size(upload.key)
+    if size is None:
+        abort(409, "The upload has not arrived. Upload the file, then confirm.")
+    if size != upload.size:
+        abort(409, f"The upload holds {size} bytes but {upload.size} were declared. Upload it again.")
+    upload.sha256 = store.sha256(upload.key)
+    upload.status = "confirmed"
 
 
 def _own_analysis(analysis_id: str) -> Analysis:
