@@ -1,4 +1,4 @@
-"""Housekeeping: stale uploads, expired tokens, orphaned objects, lost flow runs."""
+"""Housekeeping: stale uploads, expired tokens, orphaned objects, crashed and lost flow runs."""
 
 from __future__ import annotations
 
@@ -88,6 +88,31 @@ def test_analyses_whose_flow_run_is_gone_are_failed(app, signed_in, analysis_dep
     assert signed_in.get(f"/api/analyses/{live['analysis']['id']}").json["analysis"]["status"] == "queued"
 
 
+def test_analyses_whose_flow_run_crashed_are_failed(app, signed_in, analysis_deployment):
+    import asyncio
+
+    from prefect import get_client
+    from prefect.states import Crashed
+
+    crashed, waiting = (create(signed_in).json for _ in range(2))
+    for answer in (crashed, waiting):
+        upload(signed_in, answer, CLIP)
+        signed_in.post(f"/api/analyses/{answer['analysis']['id']}/confirm-upload", headers=write_headers(signed_in))
+    with app.app_context():
+        flow_run_id = db.session.get(Analysis, crashed["analysis"]["id"]).flow_run_id
+
+    async def crash() -> None:
+        async with get_client() as prefect:
+            await prefect.set_flow_run_state(flow_run_id, Crashed(message="No heartbeat."), force=True)
+
+    asyncio.run(crash())
+    assert maintain(signed_in)["refreshed_runs"] == 1
+    failed = signed_in.get(f"/api/analyses/{crashed['analysis']['id']}").json["analysis"]
+    assert failed["status"] == "failed" and "stopped unexpectedly" in failed["error"]
+    assert signed_in.get(f"/api/analyses/{waiting['analysis']['id']}").json["analysis"]["status"] == "queued"
+    assert maintain(signed_in)["refreshed_runs"] == 0
+
+
 def test_the_maintenance_flow_calls_the_web_app(served_app, monkeypatch):
     from flows.maintenance import maintenance
 
@@ -95,4 +120,4 @@ def test_the_maintenance_flow_calls_the_web_app(served_app, monkeypatch):
     monkeypatch.setenv("POSER_WEBAPP_URL", url)
     monkeypatch.setenv("POSER_INTERNAL_SECRET", WORKER_SECRET)
     assert maintenance() == {"expired_uploads": 0, "expired_embed_tokens": 0, "orphaned_objects": 0, "lost_runs": 0,
-                             "outcomes_mailed": 0}
+                             "refreshed_runs": 0, "outcomes_mailed": 0}

@@ -46,3 +46,8 @@ def read_flow_run(flow_run_id: str):
             return await prefect.read_flow_run(flow_run_id)
 
     return asyncio.run(read())
+
+
+def mail_text(message) -> str:
+    """The decoded text of a message the SMTP sink received."""
+    return message.get_payload(decode=True).decode().replace("\r\n", "\n")

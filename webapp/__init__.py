@@ -34,7 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
 
-    from webapp import analyses, auth, contact, health, internal, maintenance, pages, partners, storage
+    from webapp import analyses, auth, contact, embed, health, internal, maintenance, pages, partners, storage
 
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
@@ -44,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(maintenance.bp)
     app.register_blueprint(partners.bp)
     app.cli.add_command(partners.cli)
+    app.register_blueprint(embed.bp)
     app.register_blueprint(analyses.bp)
     app.register_blueprint(storage.bp)
     _register_error_handlers(app)
@@ -54,14 +55,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def _register_error_handlers(app: Flask) -> None:
     """JSON errors for the API, pages for people; never a stack trace."""
 
-    def respond(code: int, title: str, message: str):
+    def respond(code: int, title: str, message: str, headers=()):
         if request.path.startswith(("/api/", "/storage/")):
-            return jsonify(error={"code": code, "message": message}), code
-        return render_template("error.html", code=code, title=title, message=message), code
+            return jsonify(error={"code": code, "message": message}), code, headers
+        return render_template("error.html", code=code, title=title, message=message), code, headers
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return respond(error.code, error.name, error.description)
+        # Keep headers such as Retry-After and Allow; the body is ours.
+        headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+        return respond(error.code, error.name, error.description, headers)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

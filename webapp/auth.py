@@ -12,9 +12,10 @@ from functools import wraps
 
 from flask import Blueprint, abort, current_app, g, jsonify, request, session
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from webapp.db import db
+from webapp.limits import enforce_limits
 from webapp.mail import send_mail
 from webapp.models import User, VerificationCode, utcnow
 
@@ -30,19 +31,14 @@ def request_code():
     """Email a 6-digit code. Answers the same whether or not the address has an account."""
     email = email_from(request.get_json(silent=True))
     config = current_app.config
-    since = utcnow() - timedelta(seconds=config["LOGIN_CODE_WINDOW_S"])
     client = request.remote_addr or "unknown"
-    for column, value, limit in (
-        (VerificationCode.email, email, config["LOGIN_CODES_PER_EMAIL"]),
-        (VerificationCode.client_ip, client, config["LOGIN_CODES_PER_CLIENT"]),
-    ):
-        recent = db.session.scalar(
-            select(func.count()).where(column == value, VerificationCode.created_at >= since)
-        )
-        if recent >= limit:
-            response = jsonify(error={"code": 429, "message": "Too many codes requested; try again in a few minutes."})
-            response.headers["Retry-After"] = str(config["LOGIN_CODE_WINDOW_S"])
-            return response, 429
+    enforce_limits(
+        VerificationCode,
+        [(VerificationCode.email, email, config["LOGIN_CODES_PER_EMAIL"]),
+         (VerificationCode.client_ip, client, config["LOGIN_CODES_PER_CLIENT"])],
+        config["LOGIN_CODE_WINDOW_S"],
+        "Too many codes requested; try again in a few minutes.",
+    )
 
     code = f"{secrets.randbelow(10**6):06d}"
     # A newer code replaces any earlier one still waiting.

@@ -46,6 +46,12 @@ DEFAULTS = {
     # Analyses still awaiting their upload this long after the link expired are removed.
     "UPLOAD_GRACE_S": 3600,
     "DOWNLOAD_URL_TTL_S": 300,
+    # Partner widget: how long the emailed "Confirm and start" link works, and how many clips
+    # one email address, or one client address, may submit per window.
+    "EMBED_CONFIRM_TTL_S": 24 * 3600,
+    "EMBED_RATE_WINDOW_S": 3600,
+    "EMBED_SUBMITS_PER_EMAIL": 5,
+    "EMBED_SUBMITS_PER_CLIENT": 20,
     # Shared with the workers; their flows report through /api/internal with it. Unset: disabled.
     "INTERNAL_SECRET": None,
     # The Prefect deployment that analyses an upload.

@@ -75,7 +75,7 @@ class Analysis(db.Model):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(20), default=AnalysisStatus.AWAITING_UPLOAD)
+    status: Mapped[str] = mapped_column(String(32), default=AnalysisStatus.AWAITING_UPLOAD)
     step: Mapped[str | None] = mapped_column(String(20))
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     trim_start_s: Mapped[float | None] = mapped_column(Float)
@@ -93,7 +93,7 @@ class Analysis(db.Model):
     # Set for analyses submitted through a partner's widget.
     partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="SET NULL"), index=True)
     # The final status the visitor was emailed about, so each outcome is mailed once.
-    notified_status: Mapped[str | None] = mapped_column(String(20))
+    notified_status: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

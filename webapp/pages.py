@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from pathlib import Path
+
+from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, url_for
 
 from webapp.auth import current_user
+from webapp.embed import analysis_for_results_token, frame_ancestors
 
 bp = Blueprint("pages", __name__)
 
@@ -30,7 +33,33 @@ def analyses():
 def analysis(analysis_id: str):
     if current_user() is None:
         return redirect(url_for("pages.signin", next=request.path))
-    return render_template("analysis.html", analysis_id=analysis_id)
+    return render_template("analysis.html", api=url_for("analyses.get_analysis", analysis_id=analysis_id), owner=True)
+
+
+@bp.get("/results/<token>")
+def results(token: str):
+    """The full results of a widget submission, for whoever holds the emailed link."""
+    analysis = analysis_for_results_token(token)
+    page = render_template("analysis.html", api=url_for("embed.results", token=token), owner=False,
+                           partner_name=analysis.partner.display_name if analysis.partner else None)
+    return frame_ancestors(current_app.make_response(page), analysis.partner)
+
+
+@bp.get("/partners")
+def partners():
+    """The owner's page for their partners: settings and the embed snippet."""
+    if current_user() is None:
+        return redirect(url_for("pages.signin", next=request.path))
+    return render_template("partners.html")
+
+
+@bp.get("/embed/<any('widget.js', 'widget.css'):name>")
+def widget(name: str):
+    """The widget partners load with a script tag, and its styles."""
+    response = send_from_directory(Path(current_app.static_folder) / "embed", name, max_age=300)
+    # Partners' pages load these from their own origin.
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
 
 
 def _safe_next(target: str | None) -> str:

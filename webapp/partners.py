@@ -1,5 +1,5 @@
-"""Partners (ski schools and shops embedding the widget): the CLI to manage them, and the
-origin check every embed endpoint applies."""
+"""Partners (ski schools and shops embedding the widget): their settings, the CLI that manages
+them, and the API behind the owner's partner page."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ import re
 from urllib.parse import urlsplit
 
 import click
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from flask.cli import AppGroup
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from webapp.auth import current_user, login_required
 from webapp.db import db
-from webapp.models import Partner, User
+from webapp.models import Analysis, AnalysisStatus, Partner, User
 
-bp = Blueprint("embed", __name__, url_prefix="/api/embed")
+bp = Blueprint("partners", __name__, url_prefix="/api/partners")
 cli = AppGroup("partners", help="Create, change and list partners.")
 
+# Path segments of the embed API that a partner's slug would shadow.
+_RESERVED_SLUGS = {"confirm", "results"}
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d+)?$")
 
@@ -48,48 +51,72 @@ def origin_allowed(partner: Partner, origin: str) -> bool:
     return False
 
 
-def partner_for_request(slug: str) -> tuple[Partner, str]:
-    """The partner named in the URL and the request's origin; 404 for an unknown slug, 403 for
-    an origin (or, without one, a referrer) that is not on the partner's list."""
-    partner = db.session.scalar(select(Partner).where(Partner.slug == slug))
+@bp.get("")
+@login_required
+def list_own():
+    """The partners the signed-in user owns, with their submissions by status."""
+    partners = db.session.scalars(
+        select(Partner).where(Partner.owner_user_id == current_user().id).order_by(Partner.slug)
+    ).all()
+    return jsonify(partners=[_partner_dict(partner) for partner in partners])
+
+
+@bp.patch("/<slug>")
+@login_required
+def update_own(slug: str):
+    """Change the name, domains or limits of a partner the signed-in user owns."""
+    partner = db.session.scalar(
+        select(Partner).where(Partner.slug == slug, Partner.owner_user_id == current_user().id)
+    )
     if partner is None:
         abort(404, "No such partner.")
-    origin = request.headers.get("Origin") or _origin_of(request.headers.get("Referer", ""))
-    if not origin or not origin_allowed(partner, origin):
-        abort(403, "This site is not allowed to use the Poser widget.")
-    return partner, origin
-
-
-@bp.get("/<slug>/config")
-def config(slug: str):
-    """What the widget needs to render for this partner."""
-    partner, origin = partner_for_request(slug)
-    response = jsonify(
-        partner={"slug": partner.slug, "name": partner.display_name},
-        max_upload_bytes=partner.max_upload_bytes,
-        max_trim_s=partner.max_trim_s,
-        types=sorted(current_app.config["UPLOAD_TYPES"]),
-    )
-    return with_cors(response, origin)
-
-
-def with_cors(response, origin: str):
-    """CORS headers for an allowed origin only."""
-    response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Vary"] = "Origin"
-    return response
-
-
-def _origin_of(referrer: str) -> str:
-    parts = urlsplit(referrer)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
-def _domains(values: tuple[str, ...]) -> list[str]:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        abort(400, "Send a JSON object.")
     try:
-        return sorted({normalise_domain(value) for value in values})
+        apply_settings(partner, **{name: payload.get(name) for name in ("name", "domains", "max_upload_mb", "max_trim_s")})
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        abort(400, str(exc))
+    db.session.commit()
+    return jsonify(partner=_partner_dict(partner))
+
+
+def apply_settings(partner: Partner, name=None, domains=None, max_upload_mb=None, max_trim_s=None) -> None:
+    """Set the given settings on `partner`; ValueError names the first bad one."""
+    if name is not None:
+        if not isinstance(name, str) or not 0 < len(name.strip()) <= 200:
+            raise ValueError("The name must be 1 to 200 characters.")
+        partner.display_name = name.strip()
+    if domains is not None:
+        if isinstance(domains, str) or not domains or not all(isinstance(domain, str) for domain in domains):
+            raise ValueError("Give at least one allowed domain.")
+        partner.allowed_domains = sorted({normalise_domain(domain) for domain in domains})
+    if max_upload_mb is not None:
+        if not _number_between(max_upload_mb, 1, 5000) or int(max_upload_mb) != max_upload_mb:
+            raise ValueError("The upload limit must be a whole number of MB from 1 to 5000.")
+        partner.max_upload_bytes = int(max_upload_mb) * 1024 * 1024
+    if max_trim_s is not None:
+        if not _number_between(max_trim_s, 1, 3600):
+            raise ValueError("The longest analysed part must be 1 to 3600 seconds.")
+        partner.max_trim_s = float(max_trim_s)
+
+
+def _number_between(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _partner_dict(partner: Partner) -> dict:
+    counts = dict(db.session.execute(
+        select(Analysis.status, func.count()).where(Analysis.partner_id == partner.id).group_by(Analysis.status)
+    ).all())
+    return {
+        "slug": partner.slug,
+        "name": partner.display_name,
+        "domains": partner.allowed_domains,
+        "max_upload_mb": partner.max_upload_bytes // (1024 * 1024),
+        "max_trim_s": partner.max_trim_s,
+        "submissions": {"total": sum(counts.values()), "complete": counts.get(AnalysisStatus.COMPLETE, 0)},
+    }
 
 
 @cli.command("create")
@@ -101,7 +128,7 @@ def _domains(values: tuple[str, ...]) -> list[str]:
 @click.option("--max-trim-s", default=120.0, show_default=True, type=click.FloatRange(1, 3600))
 def create(slug, name, domains, owner, max_upload_mb, max_trim_s):
     """Create partner SLUG (lowercase letters, digits and hyphens)."""
-    if len(slug) > 64 or not _SLUG.match(slug):
+    if len(slug) > 64 or not _SLUG.match(slug) or slug in _RESERVED_SLUGS:
         raise click.BadParameter("use lowercase letters, digits and single hyphens.", param_hint="SLUG")
     if db.session.scalar(select(Partner).where(Partner.slug == slug)):
         raise click.ClickException(f"Partner {slug} already exists.")
@@ -109,8 +136,9 @@ def create(slug, name, domains, owner, max_upload_mb, max_trim_s):
     user = db.session.scalar(select(User).where(User.email == email)) or User(email=email)
     db.session.add(user)
     db.session.flush()
-    db.session.add(Partner(slug=slug, display_name=name, allowed_domains=_domains(domains),
-                           max_upload_bytes=max_upload_mb * 1024 * 1024, max_trim_s=max_trim_s, owner_user_id=user.id))
+    partner = Partner(slug=slug, owner_user_id=user.id)
+    _apply_or_fail(partner, name, domains, max_upload_mb, max_trim_s)
+    db.session.add(partner)
     db.session.commit()
     click.echo(f"Created partner {slug}.")
 
@@ -126,16 +154,16 @@ def update(slug, name, domains, max_upload_mb, max_trim_s):
     partner = db.session.scalar(select(Partner).where(Partner.slug == slug))
     if partner is None:
         raise click.ClickException(f"No partner {slug}.")
-    if name:
-        partner.display_name = name
-    if domains:
-        partner.allowed_domains = _domains(domains)
-    if max_upload_mb:
-        partner.max_upload_bytes = max_upload_mb * 1024 * 1024
-    if max_trim_s:
-        partner.max_trim_s = max_trim_s
+    _apply_or_fail(partner, name, domains, max_upload_mb, max_trim_s)
     db.session.commit()
     click.echo(f"Updated partner {slug}.")
+
+
+def _apply_or_fail(partner: Partner, name, domains, max_upload_mb, max_trim_s) -> None:
+    try:
+        apply_settings(partner, name, list(domains) or None, max_upload_mb, max_trim_s)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @cli.command("list")

@@ -40,14 +40,25 @@ class LocalStorage:
         self.root = root.resolve()
         self._signer = URLSafeTimedSerializer(secret, salt="poser-local-storage")
 
-    def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> PresignedUpload:
-        token = self._signer.dumps({"key": key, "op": "put", "type": content_type, "size": size})
+    def presign_upload(
+        self, key: str, content_type: str, size: int, expires_in: int, origin: str | None = None
+    ) -> PresignedUpload:
+        """A signed PUT URL; with `origin`, a browser page of that origin may use it too."""
+        token = self._signer.dumps({"key": key, "op": "put", "type": content_type, "size": size, "origin": origin})
         url = url_for("storage.put_object", key=key, token=token, _external=True)
         return PresignedUpload("PUT", url, {"Content-Type": content_type}, expires_in)
 
     def presign_download(self, key: str, expires_in: int) -> str:
         token = self._signer.dumps({"key": key, "op": "get"})
         return url_for("storage.get_object", key=key, token=token, _external=True)
+
+    def claims(self, token: str, key: str, op: str, max_age: int) -> dict | None:
+        """The signed claims of a valid `token` for `op` on `key`, else None."""
+        try:
+            claims = self._signer.loads(token, max_age=max_age)
+        except BadSignature:
+            return None
+        return claims if claims.get("key") == key and claims.get("op") == op else None
 
     def verify(self, token: str, key: str, op: str, max_age: int) -> dict:
         """The signed claims of `token`, or a 403 when it is forged, expired or for another object."""
@@ -124,7 +135,11 @@ class S3Storage:
         self.bucket = bucket
         self._s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
 
-    def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> PresignedUpload:
+    def presign_upload(
+        self, key: str, content_type: str, size: int, expires_in: int, origin: str | None = None
+    ) -> PresignedUpload:
+        """A presigned PUT URL. Browser pages of other origins need the bucket's CORS rules
+        to allow them (see deployments/README.md); `origin` is not part of the signature."""
         url = self._s3.generate_presigned_url(
             "put_object", Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type}, ExpiresIn=expires_in
         )
@@ -199,6 +214,27 @@ def local_storage() -> LocalStorage:
     if not isinstance(store, LocalStorage):
         abort(404)
     return store
+
+
+@bp.after_request
+def allow_signed_origin(response):
+    """CORS for a page of the origin an upload URL was signed for (the partner widget)."""
+    origin = request.headers.get("Origin")
+    key = (request.view_args or {}).get("key")
+    if not origin or key is None or request.method not in ("PUT", "OPTIONS"):
+        return response
+    store = storage()
+    ttl = current_app.config["UPLOAD_URL_TTL_S"]
+    claims = store.claims(request.args.get("token", ""), key, "put", ttl) if isinstance(store, LocalStorage) else None
+    if claims and claims.get("origin") == origin:
+        response.headers.update({
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "PUT",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        })
+    return response
 
 
 @bp.put("/<path:key>")

@@ -20,7 +20,8 @@ def upgrade():
     with op.batch_alter_table('analyses', schema=None) as batch_op:
         batch_op.add_column(sa.Column('skier_hint', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('partner_id', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('notified_status', sa.String(length=20), nullable=True))
+        batch_op.add_column(sa.Column('notified_status', sa.String(length=32), nullable=True))
+        batch_op.alter_column('status', existing_type=sa.String(length=20), type_=sa.String(length=32), existing_nullable=False)
         batch_op.create_index(batch_op.f('ix_analyses_partner_id'), ['partner_id'], unique=False)
         batch_op.create_foreign_key('fk_analyses_partner_id_partners', 'partners', ['partner_id'], ['id'], ondelete='SET NULL')
 
@@ -50,3 +51,4 @@ def downgrade():
         batch_op.drop_column('notified_status')
         batch_op.drop_column('partner_id')
         batch_op.drop_column('skier_hint')
+        batch_op.alter_column('status', existing_type=sa.String(length=32), type_=sa.String(length=20), existing_nullable=False)

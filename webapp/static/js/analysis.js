@@ -1,7 +1,8 @@
 import { api, show } from "./api.js";
 
+// The owner's page reads /api/analyses/<id>; a shared results page reads /api/embed/results/<token>.
 const root = document.getElementById("analysis");
-const id = root.dataset.id;
+const API = root.dataset.api;
 const LEFT = "#e07b00";
 const RIGHT = "#0088b8";
 const LEAN = "#333";
@@ -15,7 +16,7 @@ const round = (value) => (value == null ? "–" : Math.round(value));
 async function poll() {
   let analysis;
   try {
-    analysis = (await api(`/api/analyses/${id}`)).analysis;
+    analysis = (await api(API)).analysis;
   } catch (failure) {
     if (failure.status === 404) return fail("This analysis does not exist, or it is not yours.");
     $("status-text").textContent = `${failure.message} Retrying…`;
@@ -34,13 +35,31 @@ async function poll() {
     const warning = analysis.results?.warnings?.slice(-1)[0];
     return fail(warning || "We could not find a skier in enough of the clip.");
   }
-  fail(analysis.error || (analysis.status === "cancelled" ? "This analysis was cancelled." : "The analysis failed."));
+  fail(analysis.error || (analysis.status === "cancelled" ? "This analysis was cancelled." : "The analysis failed."), analysis.status === "failed");
 }
 
-function fail(reason) {
+function fail(reason, retryable = false) {
   $("progress-panel").hidden = true;
   $("failure").hidden = false;
   $("failure-reason").textContent = reason;
+  if ($("retry")) $("retry").hidden = !retryable;
+}
+
+// Runs the failed analysis again (it resumes after its last completed step) and follows it.
+async function retry() {
+  $("retry").disabled = true;
+  try {
+    await api(`${API}/retry`, { method: "POST" });
+  } catch (failure) {
+    show($("retry-error"), failure.message);
+    return;
+  } finally {
+    $("retry").disabled = false;
+  }
+  show($("retry-error"), "");
+  $("failure").hidden = true;
+  $("progress-panel").hidden = false;
+  poll();
 }
 
 async function showResults(analysis) {
@@ -51,7 +70,7 @@ async function showResults(analysis) {
     show($(`reason-${side}`), metrics.summary[side] == null ? metrics.summary[`${side}_reason`] : "");
   }
   const video = $("video");
-  video.src = (await api(`/api/analyses/${id}/download/video`)).url;
+  video.src = (await api(`${API}/download/video`)).url;
   const anglesChart = drawAngles(analysis.results.series, metrics.turns, video);
   video.addEventListener("timeupdate", () => { anglesChart.$cursor = video.currentTime + (analysis.trim_start_s || 0); anglesChart.draw(); });
   drawScores(metrics.turns);
@@ -147,7 +166,7 @@ function fillDownloads(kinds) {
     button.dataset.kind = kind;
     button.textContent = KINDS[kind];
     button.addEventListener("click", async () => {
-      const link = await api(`/api/analyses/${id}/download/${kind}`);
+      const link = await api(`${API}/download/${kind}`);
       window.location.assign(link.url);
     });
     item.append(button);
@@ -155,10 +174,11 @@ function fillDownloads(kinds) {
   }));
 }
 
-$("delete").addEventListener("click", () => $("confirm-delete").showModal());
-$("confirm-delete").addEventListener("close", async () => {
+$("retry")?.addEventListener("click", retry);
+$("delete")?.addEventListener("click", () => $("confirm-delete").showModal());
+$("confirm-delete")?.addEventListener("close", async () => {
   if ($("confirm-delete").returnValue !== "delete") return;
-  await api(`/api/analyses/${id}`, { method: "DELETE" });
+  await api(API, { method: "DELETE" });
   window.location.assign("/analyses");
 });
 

@@ -1,0 +1,312 @@
+"""The partner widget's API: a visitor on a partner's site submits a clip, confirms by email,
+and follows the analysis to its results, without an account.
+
+Endpoints under `/api/embed/<slug>/` answer only pages of the partner's allowed origins, with
+CORS headers for those origins alone. A visitor's requests about their submission carry the
+visitor key the submit call returned; without it an analysis id reveals nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, url_for
+from sqlalchemy import select, update
+
+from webapp.analyses import check_upload, clip_request, new_analysis
+from webapp.auth import email_from
+from webapp.db import db
+from webapp.limits import enforce_limits
+from webapp.mail import send_mail
+from webapp.models import Analysis, AnalysisStatus, EmbedToken, Partner, User, utcnow
+from webapp.orchestration import OrchestrationError, refresh_status, start_analysis
+from webapp.partners import origin_allowed
+from webapp.storage import storage
+from webapp.tokens import matches, new_confirmation_token, results_token, token_hash, visitor_key
+
+bp = Blueprint("embed", __name__, url_prefix="/api/embed")
+
+VISITOR_HEADER = "X-Poser-Visitor"
+_RUNNING = (AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING)
+
+
+@bp.before_request
+def check_partner_origin():
+    """Every `/<slug>/...` request, preflights included: the partner, and an allowed origin."""
+    slug = (request.view_args or {}).get("slug")
+    if slug is not None:
+        g.partner, g.embed_origin = partner_for_request(slug)
+
+
+@bp.after_request
+def add_cors_headers(response):
+    origin = g.get("embed_origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+            response.headers["Access-Control-Allow-Headers"] = f"Content-Type, {VISITOR_HEADER}"
+            response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def partner_for_request(slug: str) -> tuple[Partner, str]:
+    """The partner named in the URL and the request's origin; 404 for an unknown slug, 403 for
+    an origin (or, without one, a referrer) that is not on the partner's list."""
+    partner = db.session.scalar(select(Partner).where(Partner.slug == slug))
+    if partner is None:
+        abort(404, "No such partner.")
+    origin = request.headers.get("Origin") or _origin_of(request.headers.get("Referer", ""))
+    if not origin or not origin_allowed(partner, origin):
+        abort(403, "This site is not allowed to use the Poser widget.")
+    return partner, origin
+
+
+@bp.get("/<slug>/config")
+def config(slug: str):
+    """What the widget needs to render for this partner."""
+    partner = g.partner
+    return jsonify(
+        partner={"slug": partner.slug, "name": partner.display_name},
+        max_upload_bytes=_max_upload_bytes(partner),
+        max_trim_s=partner.max_trim_s,
+        types=sorted(current_app.config["UPLOAD_TYPES"]),
+    )
+
+
+@bp.post("/<slug>/submit")
+def submit(slug: str):
+    """Create the visitor's analysis and an upload URL. The confirmation email goes out once
+    the upload is complete."""
+    partner, settings = g.partner, current_app.config
+    payload = _json()
+    email = email_from(payload)
+    client = request.remote_addr or "unknown"
+    enforce_limits(
+        EmbedToken,
+        [(EmbedToken.email, email, settings["EMBED_SUBMITS_PER_EMAIL"]),
+         (EmbedToken.client_ip, client, settings["EMBED_SUBMITS_PER_CLIENT"])],
+        settings["EMBED_RATE_WINDOW_S"],
+        "Too many clips were submitted from here; please try again in an hour.",
+    )
+    if payload.get("trim_start_s") is None or payload.get("trim_end_s") is None:
+        abort(400, f"Choose the part of the clip to analyse (at most {partner.max_trim_s:g} s).")
+    clip = clip_request(payload, _max_upload_bytes(partner), partner.max_trim_s)
+    hint = _skier_hint(payload.get("skier_hint"))
+
+    user = db.session.scalar(select(User).where(User.email == email)) or User(email=email)
+    db.session.add(user)
+    db.session.flush()
+    analysis = new_analysis(user, clip, partner_id=partner.id, skier_hint=hint)
+    link_expiry = settings["UPLOAD_URL_TTL_S"] + settings["UPLOAD_GRACE_S"]
+    db.session.add(EmbedToken(
+        partner_id=partner.id, analysis_id=analysis.id, email=email, client_ip=client,
+        # Replaced by the emailed token when the upload is complete.
+        token_hash=token_hash(new_confirmation_token()),
+        results_token_hash=token_hash(results_token(analysis.id)),
+        expires_at=utcnow() + timedelta(seconds=link_expiry),
+    ))
+    db.session.commit()
+    upload = storage().presign_upload(
+        analysis.input_key, clip.content_type, clip.size, settings["UPLOAD_URL_TTL_S"], origin=g.embed_origin
+    )
+    return jsonify(analysis_id=analysis.id, visitor_key=visitor_key(analysis.id), upload=upload.as_dict()), 201
+
+
+@bp.post("/<slug>/upload-complete")
+def upload_complete(slug: str):
+    """Check the clip arrived whole and email the visitor the link that starts the analysis."""
+    analysis = _visitor_analysis(str(_json().get("analysis_id", "")))
+    if analysis.status != AnalysisStatus.AWAITING_UPLOAD:
+        abort(409, "This clip has already been received. Check your email for the link that starts the analysis.")
+    check_upload(analysis, storage())
+    token = new_confirmation_token()
+    embed = _embed_token(analysis)
+    embed.token_hash = token_hash(token)
+    embed.expires_at = utcnow() + timedelta(seconds=current_app.config["EMBED_CONFIRM_TTL_S"])
+    analysis.status = AnalysisStatus.AWAITING_CONFIRMATION
+    try:
+        _send_confirmation(embed, token)
+    except Exception:  # any mail failure: nothing changes, the widget may try again
+        db.session.rollback()
+        abort(503, "We could not send the confirmation email. Please try again in a minute.")
+    db.session.commit()
+    return jsonify(status=analysis.status, email=embed.email), 202
+
+
+@bp.get("/<slug>/status/<analysis_id>")
+def status(slug: str, analysis_id: str):
+    """Where the visitor's analysis stands."""
+    analysis = _visitor_analysis(analysis_id)
+    refresh_status(analysis)
+    message = analysis.error
+    if analysis.status == AnalysisStatus.NO_SKIER_FOUND:
+        warnings = (analysis.results or {}).get("warnings") or ["We could not find a skier in enough of the clip."]
+        message = warnings[-1]
+    return jsonify(status=analysis.status, step=analysis.step, progress=analysis.progress, message=message)
+
+
+@bp.get("/<slug>/feedback/<analysis_id>")
+def feedback(slug: str, analysis_id: str):
+    """The result card of a complete analysis."""
+    analysis = _visitor_analysis(analysis_id)
+    if analysis.status != AnalysisStatus.COMPLETE:
+        abort(409, "The analysis has not finished yet.")
+    return jsonify(_result_card(analysis))
+
+
+@bp.get("/confirm")
+def confirm():
+    """The emailed link: start the analysis once, and say so on a page."""
+    token = request.args.get("token", "")
+    embed = db.session.scalar(select(EmbedToken).where(EmbedToken.token_hash == token_hash(token))) if token else None
+    if embed is None or embed.analysis.status == AnalysisStatus.AWAITING_UPLOAD:
+        return _confirm_page(404, "This link is not valid",
+                             "Check that you opened the whole link from the email, or upload your clip again.")
+    partner = embed.partner.display_name
+    if embed.confirmed_at is not None:
+        return _confirm_page(410, "This link has already been used",
+                             f"Your analysis started when the link was first opened. Follow it in the widget on "
+                             f"{partner}'s site; we email you when it is ready.", embed)
+    if embed.expires_at <= utcnow():
+        return _confirm_page(410, "This link has expired",
+                             f"Upload your clip again in the widget on {partner}'s site.")
+    if not _claim(embed):
+        return _confirm_page(410, "This link has already been used", "Your analysis has started.", embed)
+    analysis = embed.analysis
+    try:
+        analysis.flow_run_id = start_analysis(analysis, storage())
+    except OrchestrationError:
+        embed.confirmed_at = None
+        db.session.commit()
+        return _confirm_page(503, "We could not start your analysis",
+                             "Our analysis service is busy or unreachable. Please open the link again in a minute.")
+    analysis.status = AnalysisStatus.QUEUED
+    db.session.commit()
+    return _confirm_page(200, "Your analysis has started",
+                         f"You can follow it in the widget on {partner}'s site, or on your results page. "
+                         "We email you when it is ready.", embed)
+
+
+@bp.get("/results/<token>")
+def results(token: str):
+    """Everything about an analysis, for whoever holds its results link."""
+    analysis = analysis_for_results_token(token)
+    refresh_status(analysis)
+    return jsonify(analysis=analysis.as_dict() | {"results": analysis.results},
+                   partner={"name": analysis.partner.display_name if analysis.partner else None})
+
+
+@bp.get("/results/<token>/download/<kind>")
+def download(token: str, kind: str):
+    """A short-lived link to one of the analysis's outputs."""
+    analysis = analysis_for_results_token(token)
+    artifact = next((a for a in analysis.artifacts if a.kind == kind), None)
+    if artifact is None:
+        abort(404, "This analysis has no such output.")
+    ttl = current_app.config["DOWNLOAD_URL_TTL_S"]
+    return jsonify(url=storage().presign_download(artifact.key, ttl), expires_in=ttl, size=artifact.size)
+
+
+def analysis_for_results_token(token: str) -> Analysis:
+    """The analysis a results link points at; 404 for anything else."""
+    embed = db.session.scalar(select(EmbedToken).where(EmbedToken.results_token_hash == token_hash(token)))
+    if embed is None or embed.confirmed_at is None:
+        abort(404, "No such results.")
+    return embed.analysis
+
+
+def frame_ancestors(response, partner: Partner | None):
+    """Let a page be framed by the partner's sites only (or by no site without a partner)."""
+    sources = " ".join(["'self'", *(f"https://{domain} http://{domain}" for domain in partner.allowed_domains)]) if partner else "'none'"
+    response.headers["Content-Security-Policy"] = f"frame-ancestors {sources}"
+    return response
+
+
+def _visitor_analysis(analysis_id: str) -> Analysis:
+    """The partner's analysis with this id, if the request carries its visitor key; 404 otherwise,
+    the same whether the id exists or not."""
+    analysis = db.session.get(Analysis, analysis_id) if analysis_id else None
+    sent = request.headers.get(VISITOR_HEADER, "")
+    if analysis is None or analysis.partner_id != g.partner.id or not matches(visitor_key(analysis.id), sent):
+        abort(404, "No such analysis.")
+    return analysis
+
+
+def _embed_token(analysis: Analysis) -> EmbedToken:
+    return db.session.scalar(select(EmbedToken).where(EmbedToken.analysis_id == analysis.id))
+
+
+def _claim(embed: EmbedToken) -> bool:
+    """Mark the link used; False when another request got there first."""
+    claimed = db.session.execute(
+        update(EmbedToken).where(EmbedToken.id == embed.id, EmbedToken.confirmed_at.is_(None)).values(confirmed_at=utcnow())
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def _send_confirmation(embed: EmbedToken, token: str) -> None:
+    partner = embed.partner.display_name
+    hours = current_app.config["EMBED_CONFIRM_TTL_S"] // 3600
+    link = url_for("embed.confirm", token=token, _external=True)
+    send_mail(
+        embed.email,
+        f"Confirm and start your {partner} ski analysis",
+        f"You uploaded {embed.analysis.upload.file_name} on {partner}'s site for a Poser technique analysis.\n\n"
+        f"Confirm and start:\n{link}\n\nThe link works once, for {hours} hours. If you did not upload a clip, "
+        "ignore this message and the clip will be deleted.",
+    )
+
+
+def _confirm_page(code: int, title: str, message: str, embed: EmbedToken | None = None):
+    link = url_for("pages.results", token=results_token(embed.analysis_id)) if embed and embed.confirmed_at else None
+    response = current_app.make_response(
+        (render_template("embed_confirm.html", title=title, message=message, results_url=link), code)
+    )
+    return frame_ancestors(response, None)
+
+
+def _result_card(analysis: Analysis) -> dict:
+    video = next((a for a in analysis.artifacts if a.kind == "video"), None)
+    ttl = current_app.config["DOWNLOAD_URL_TTL_S"]
+    turns = analysis.turns or []
+    summary = ((analysis.results or {}).get("metrics") or {}).get("summary") or {}
+    return {
+        "edge_similarity": analysis.as_dict()["edge_similarity"],
+        "edge_similarity_note": summary.get("overall_reason"),
+        "turns_analysed": sum(1 for turn in turns if not turn.get("partial")),
+        "turns_found": len(turns),
+        "video_url": storage().presign_download(video.key, ttl) if video else None,
+        "results_url": url_for("pages.results", token=results_token(analysis.id), _external=True),
+    }
+
+
+def _skier_hint(value) -> dict | None:
+    """A click on the skier: `{"time_s": t, "point": [x, y]}` in the video's pixels."""
+    if value is None:
+        return None
+    point = value.get("point") if isinstance(value, dict) else None
+    numbers = [value.get("time_s"), *(point if isinstance(point, list) and len(point) == 2 else [None, None])]
+    if not all(isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) and n >= 0 for n in numbers):
+        abort(400, "skier_hint must be {time_s, point: [x, y]} with non-negative numbers.")
+    return {"time_s": float(numbers[0]), "point": [float(numbers[1]), float(numbers[2])]}
+
+
+def _max_upload_bytes(partner: Partner) -> int:
+    return min(partner.max_upload_bytes, current_app.config["MAX_UPLOAD_BYTES"])
+
+
+def _origin_of(referrer: str) -> str:
+    parts = urlsplit(referrer)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _json() -> dict:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        abort(400, "Send a JSON object.")
+    return payload
