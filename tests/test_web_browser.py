@@ -1,18 +1,24 @@
-"""End to end in headless Chromium: sign in with the mailed code, upload the piste clip, watch
-the analysis complete, see the chart and the video play, download the CSV. Screenshots of each
-step go to `test-artifacts/` (or POSER_TEST_ARTIFACTS)."""
+"""End to end in headless Chromium. A skier signs in with the mailed code, uploads the piste
+clip, watches the analysis complete, sees the chart and the video play, downloads the CSV. A
+visitor on a partner's site (another origin) uses the embedded widget, confirms by email and
+gets the result card; the same page on an origin the partner did not list is refused.
+Screenshots of each step go to `test-artifacts/` (or POSER_TEST_ARTIFACTS)."""
 
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
 import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PISTE, ROOT
+from tests.conftest import INDOOR, PISTE, ROOT, free_port
+from tests.webutil import mail_text
 
 pytestmark = pytest.mark.slow
 
@@ -53,11 +59,15 @@ def browser_page():
         browser.close()
 
 
+def screenshots(page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return lambda name: page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
 def test_a_skier_signs_in_uploads_and_studies_the_result(served_app, worker, smtp_sink, browser_page, tmp_path):
     _, base = served_app
     page = browser_page
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = lambda name: page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # noqa: E731
+    shot = screenshots(page)
 
     page.goto(f"{base}/signin")
     page.fill("#email", "browser@example.com")
@@ -98,3 +108,78 @@ def test_a_skier_signs_in_uploads_and_studies_the_result(served_app, worker, smt
     page.wait_for_selector("#rows tr")
     assert "Complete" in page.inner_text("#rows")
     shot("5-my-analyses")
+
+
+PARTNER_PAGE = """<!doctype html>
+<html><head><title>Alpine School: video lessons</title>
+<style>button, p, label { font-family: serif; color: #a00 !important; } form { display: none; }</style></head>
+<body><h1>Alpine School video lessons</h1><p>Send us a clip of your skiing.</p>
+<script src="{app}/embed/widget.js" data-partner="alpine-school" async></script></body></html>
+"""
+
+
+@pytest.fixture
+def partner_site(served_app, tmp_path):
+    """A partner's page, served on its own loopback port (another origin than the app's), for
+    a partner that allows that origin only."""
+    app, base = served_app
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text(PARTNER_PAGE.replace("{app}", base))
+    port = free_port()
+    result = app.test_cli_runner().invoke(args=[
+        "partners", "create", "alpine-school", "--name", "Alpine School", "--domain", f"127.0.0.1:{port}",
+        "--owner", "owner@alpine.example", "--max-trim-s", "8",
+    ])
+    assert result.exit_code == 0, result.output
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield port
+    server.shutdown()
+
+
+def test_a_visitor_uses_the_widget_on_a_partners_site(partner_site, worker, smtp_sink, browser_page):
+    page = browser_page
+    shot = screenshots(page)
+    page.goto(f"http://127.0.0.1:{partner_site}/")
+    page.wait_for_selector("text=Choose a video of your skiing")
+    page.wait_for_selector("text=by Poser for Alpine School")
+    page.set_input_files("input[name=file]", str(INDOOR))
+    page.wait_for_selector("text=Analysing 0.0–8.0 s (8.0 s of at most 8 s).")
+    page.fill("input[name=email]", "visitor@example.com")
+    shot("widget-1-choose")
+    sent = len(smtp_sink.messages)
+    page.click("text=Upload and analyse")
+    page.wait_for_selector("text=Check your email to start", timeout=60_000)
+    shot("widget-2-check-email")
+
+    mail = smtp_sink.messages[sent]
+    assert mail["Subject"] == "Confirm and start your Alpine School ski analysis"
+    link = re.search(r"http://\S+/api/embed/confirm\?token=\S+", mail_text(mail)).group(0)
+    confirmation = page.context.new_page()
+    confirmation.goto(link)
+    assert "Your analysis has started" in confirmation.inner_text("#confirmation")
+    confirmation.screenshot(path=str(ARTIFACTS / "widget-3-confirmed.png"), full_page=True)
+    confirmation.close()
+
+    page.wait_for_selector("progress[data-id=progress-bar]", timeout=60_000)
+    shot("widget-4-progress")
+    page.wait_for_selector("[data-view=result]:not([hidden])", timeout=300_000)
+    assert page.inner_text("[data-id=turns]").isdigit()
+    page.wait_for_function(
+        "() => document.querySelector('.poser-widget').shadowRoot.querySelector('[data-id=overlay]').readyState >= 1",
+        timeout=30_000,
+    )
+    shot("widget-5-result")
+    assert "ready" in smtp_sink.messages[-1]["Subject"]
+
+    with page.expect_popup() as popup:
+        page.click("text=See the full results")
+    results = popup.value
+    results.wait_for_selector("#results:not([hidden])", timeout=30_000)
+    assert "Submitted on Alpine School's site" in results.inner_text("#analysis")
+    results.screenshot(path=str(ARTIFACTS / "widget-6-results-page.png"), full_page=True)
+
+    page.goto(f"http://localhost:{partner_site}/")
+    page.wait_for_selector("text=this site may not be allowed to use it")
+    shot("widget-7-refused-origin")
