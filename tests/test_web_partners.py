@@ -86,3 +86,45 @@ def test_embed_config_answers_only_allowed_origins(client, partner, headers, sta
 
 def test_an_unknown_partner_is_404(client):
     assert client.get("/api/embed/nobody/config", headers={"Origin": "https://alpine.example"}).status_code == 404
+
+
+def test_a_reserved_slug_is_refused(runner):
+    result = runner.invoke(args=["partners", "create", "results", "--name", "x", "--domain", "a.example", "--owner", "o@a.example"])
+    assert result.exit_code != 0 and "lowercase letters" in result.output
+
+
+def test_owners_see_and_change_their_own_partners_only(client, smtp_sink, partner):
+    from tests.webutil import sign_in, write_headers
+
+    sign_in(client, smtp_sink, "someone@else.example")
+    assert client.get("/api/partners").json == {"partners": []}
+    assert client.patch(f"/api/partners/{partner}", json={"name": "Mine"}, headers=write_headers(client)).status_code == 404
+
+    sign_in(client, smtp_sink, "owner@alpine.example")
+    listed = client.get("/api/partners").json["partners"]
+    assert listed == [{"slug": partner, "name": "Alpine School", "domains": ["*.alpine.example", "alpine.example"],
+                       "max_upload_mb": 100, "max_trim_s": 60.0, "submissions": {"total": 0, "complete": 0}}]
+    changed = client.patch(f"/api/partners/{partner}", headers=write_headers(client),
+                           json={"name": "Alpine Ski School", "domains": ["https://ski.example/"], "max_trim_s": 45})
+    assert changed.status_code == 200, changed.json
+    assert changed.json["partner"] | {"submissions": None} == {
+        "slug": partner, "name": "Alpine Ski School", "domains": ["ski.example"], "max_upload_mb": 100,
+        "max_trim_s": 45.0, "submissions": None}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"name": ""}, "name"), ({"domains": []}, "at least one"), ({"domains": ["not a domain"]}, "Not a domain"),
+     ({"max_upload_mb": 0}, "upload limit"), ({"max_upload_mb": 1.5}, "upload limit"), ({"max_trim_s": "60"}, "longest")],
+)
+def test_bad_partner_changes_are_refused(client, smtp_sink, partner, change, message):
+    from tests.webutil import sign_in, write_headers
+
+    sign_in(client, smtp_sink, "owner@alpine.example")
+    response = client.patch(f"/api/partners/{partner}", json=change, headers=write_headers(client))
+    assert response.status_code == 400 and message in response.json["error"]["message"]
+
+
+def test_the_partner_page_needs_sign_in(client):
+    response = client.get("/partners")
+    assert response.status_code == 302 and "/signin" in response.headers["Location"]
