@@ -183,3 +183,33 @@ def test_a_visitor_uses_the_widget_on_a_partners_site(partner_site, worker, smtp
     page.goto(f"http://localhost:{partner_site}/")
     page.wait_for_selector("text=this site may not be allowed to use it")
     shot("widget-7-refused-origin")
+
+
+def test_a_partner_owner_edits_their_site_settings(served_app, smtp_sink, browser_page):
+    app, base = served_app
+    result = app.test_cli_runner().invoke(args=[
+        "partners", "create", "alpine-school", "--name", "Alpine School", "--domain", "alpine.example",
+        "--owner", "owner@alpine.example",
+    ])
+    assert result.exit_code == 0, result.output
+    page = browser_page
+    page.goto(f"{base}/signin?next=/partners")
+    page.fill("#email", "owner@alpine.example")
+    sent = len(smtp_sink.messages)
+    page.click("text=Email me a code")
+    page.wait_for_selector("#code-form:not([hidden])")
+    page.fill("#code", re.search(r"\b(\d{6})\b", smtp_sink.messages[sent]["Subject"]).group(1))
+    page.click("#code-form button")
+    page.wait_for_url(f"{base}/partners")
+
+    form = page.locator("form.partner")
+    assert 'data-partner="alpine-school"' in form.locator(".snippet").input_value()
+    form.locator("textarea[name=domains]").fill("alpine.example\nhttps://www.alpine.example/")
+    form.locator("input[name=max_trim_s]").fill("45")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("text=Saved.")
+    assert form.locator("textarea[name=domains]").input_value() == "alpine.example\nwww.alpine.example"
+    screenshots(page)("partner-settings")
+    form.locator("textarea[name=domains]").fill("alpine..example")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("text=Not a domain")

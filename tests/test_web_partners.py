@@ -128,3 +128,13 @@ def test_bad_partner_changes_are_refused(client, smtp_sink, partner, change, mes
 def test_the_partner_page_needs_sign_in(client):
     response = client.get("/partners")
     assert response.status_code == 302 and "/signin" in response.headers["Location"]
+
+
+def test_owners_find_their_partner_page_in_the_menu(client, smtp_sink, partner):
+    from tests.webutil import sign_in
+
+    sign_in(client, smtp_sink, "rider@example.com")
+    assert "Partner sites" not in client.get("/").text
+    sign_in(client, smtp_sink, "owner@alpine.example")
+    assert "Partner sites" in client.get("/").text
+    assert 'id="partner-list"' in client.get("/partners").text

@@ -42,6 +42,10 @@ class User(db.Model):
     def as_dict(self) -> dict:
         return {"id": self.id, "email": self.email}
 
+    @property
+    def owns_partners(self) -> bool:
+        return db.session.query(Partner.id).filter(Partner.owner_user_id == self.id).first() is not None
+
 
 class VerificationCode(db.Model):
     """A sign-in code sent by email: stored as a keyed hash, single use, short-lived."""
