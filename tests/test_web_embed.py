@@ -300,3 +300,19 @@ def test_submissions_work_with_s3_storage(app, client, partner, smtp_sink, s3_se
     assert put_clip(client, answer["upload"]).status_code == 200
     assert complete_upload(client, answer).status_code == 202
     assert "Confirm and start" in mail_text(smtp_sink.messages[-1])
+
+
+def test_an_outcome_email_that_could_not_be_sent_goes_out_with_the_next_maintenance(
+    app, client, partner, smtp_sink, analysis_deployment
+):
+    from tests.conftest import free_port
+
+    answer, link = submitted_and_mailed(client, smtp_sink)
+    confirm(client, link)
+    app.config["SMTP_PORT"] = free_port()  # nothing listens there
+    finish(client, answer["analysis_id"])
+    app.config["SMTP_PORT"] = smtp_sink.port
+    before = len(smtp_sink.messages)
+    done = client.post("/api/internal/maintenance", headers={"X-Poser-Internal-Secret": SECRET}).json
+    assert done["outcomes_mailed"] == 1 and smtp_sink.messages[before]["Subject"].endswith("is ready")
+    assert client.post("/api/internal/maintenance", headers={"X-Poser-Internal-Secret": SECRET}).json["outcomes_mailed"] == 0
