@@ -91,6 +91,9 @@ def analyze_video(
     Returns:
         The content of `results.json`.
     """
+    web_app = WebAppClient.from_environment(analysis_id) if analysis_id else None
+    if web_app is not None:
+        web_app.attempt_started()
     config = load_config(config_path, config_overrides)
     resolved_device = resolve_device(device or config.device)
     for key in ("detector", "pose"):
@@ -98,7 +101,6 @@ def analyze_video(
     out_dir = out_dir or str(Path(tempfile.gettempdir()) / "poser-runs" / (analysis_id or Path(video_path).stem))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
 
-    web_app = WebAppClient.from_environment(analysis_id) if analysis_id else None
     with reporting_to(LogReporter(on_percent=web_app.progress) if web_app else None):
         results = _run_steps(video_path, out_dir, trim_start_s, trim_end_s, config, resolved_device, skier_hint)
     if web_app is not None:

@@ -1,4 +1,5 @@
-"""The `poser` command line: analyse a clip on this machine, and install the model files."""
+"""The `poser` command line: analyse a clip on this machine, run the stack, install the model
+files and the crash detection."""
 
 from __future__ import annotations
 
@@ -176,6 +177,21 @@ def dev(port: int, prefect_port: int) -> None:
     finally:
         stack.stop()
     sys.exit(status)
+
+
+@main.command("crash-detection")
+@click.option(
+    "--project", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+    help="Prefect project file with the settings [default: prefect.yaml of this checkout].",
+)
+def crash_detection(project: Path | None) -> None:
+    """Install the Prefect automation that marks analysis runs Crashed when they stop sending
+    heartbeats (their worker or host died), on the server in PREFECT_API_URL."""
+    from flows.crash_detection import AUTOMATION_NAME, CrashDetection, install
+
+    settings = CrashDetection.from_project(project) if project else CrashDetection.from_project()
+    automation_id = install(settings)
+    print(f"{AUTOMATION_NAME} ({automation_id}): runs silent for {settings.silence.total_seconds():.0f} s are marked Crashed.")
 
 
 @main.group()

@@ -71,6 +71,14 @@ class WebAppClient:
         except ReportingError as exc:
             log.warning("progress not reported: %s", exc)
 
+    def attempt_started(self) -> None:
+        """Tell the web app an attempt of the run started (the first, or a retry or rerun of
+        an ended one, which reopens the analysis). Best effort, like progress."""
+        try:
+            self.status("processing")
+        except ReportingError as exc:
+            log.warning("start not reported: %s", exc)
+
     def status(self, status: str, error: str | None = None, results: dict | None = None) -> None:
         self._send("PUT", f"analyses/{self.analysis_id}/status", {"status": status, "error": error, "results": results})
 

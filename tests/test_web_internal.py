@@ -44,6 +44,40 @@ def test_progress_then_outcome(client, analysis_id):
     assert client.get(f"/api/analyses/{analysis_id}").json["analysis"]["status"] == "failed"
 
 
+def test_a_new_attempt_reopens_a_failed_analysis(app, client, analysis_id):
+    internal(client, "PUT", f"analyses/{analysis_id}/progress", {"step": "pose", "progress": 45})
+    internal(client, "PUT", f"analyses/{analysis_id}/status", {"status": "failed", "error": "Stopped unexpectedly."})
+    from webapp.db import db
+    from webapp.models import Analysis
+
+    with app.app_context():
+        db.session.get(Analysis, analysis_id).notified_status = "failed"
+        db.session.commit()
+
+    started = internal(client, "PUT", f"analyses/{analysis_id}/status", {"status": "processing"}).json["analysis"]
+    assert (started["status"], started["error"]) == ("processing", None)
+    internal(client, "PUT", f"analyses/{analysis_id}/progress", {"step": "render", "progress": 80})
+    shown = client.get(f"/api/analyses/{analysis_id}").json["analysis"]
+    assert (shown["status"], shown["step"], shown["progress"]) == ("processing", "render", 80)
+    with app.app_context():
+        assert db.session.get(Analysis, analysis_id).notified_status is None  # the new outcome gets mailed
+    done = internal(client, "PUT", f"analyses/{analysis_id}/status", {"status": "complete", "results": {"outcome": "complete"}})
+    assert (done.json["analysis"]["status"], done.json["analysis"]["error"]) == ("complete", None)
+
+
+def test_a_cancelled_analysis_stays_cancelled(app, client, analysis_id):
+    from webapp.db import db
+    from webapp.models import Analysis
+
+    with app.app_context():
+        db.session.get(Analysis, analysis_id).status = "cancelled"
+        db.session.commit()
+    for report in ({"status": "processing"}, {"status": "complete"}, {"status": "failed", "error": "x"}):
+        assert internal(client, "PUT", f"analyses/{analysis_id}/status", report).json["analysis"]["status"] == "cancelled"
+    internal(client, "PUT", f"analyses/{analysis_id}/progress", {"step": "pose", "progress": 50})
+    assert client.get(f"/api/analyses/{analysis_id}").json["analysis"]["status"] == "cancelled"
+
+
 def test_repeated_reports_change_nothing(client, analysis_id):
     artifact = {
         "analysis_id": analysis_id, "kind": "video", "key": f"analyses/{analysis_id}/outputs/overlay.mp4",

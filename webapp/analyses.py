@@ -1,4 +1,4 @@
-"""A skier's analyses: upload a clip, start its analysis, list, read and delete them."""
+"""A skier's analyses: upload a clip, start its analysis, list, read, retry and delete them."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from webapp.orchestration import (
     cancel_flow_run,
     outputs_prefix,
     refresh_status,
+    reopen,
+    retry_flow_run,
     start_analysis,
 )
 from webapp.storage import LocalStorage, S3Storage, storage
@@ -97,6 +99,24 @@ def confirm_upload(analysis_id: str):
         db.session.rollback()
         abort(503, "The analysis service is not reachable right now. Confirm again in a minute.")
     analysis.status = AnalysisStatus.QUEUED
+    db.session.commit()
+    return jsonify(analysis=analysis.as_dict()), 202
+
+
+@bp.post("/<analysis_id>/retry")
+@login_required
+def retry_analysis(analysis_id: str):
+    """Run a failed analysis's flow run again; it resumes after its last completed step."""
+    analysis = _own_analysis(analysis_id)
+    if analysis.status != AnalysisStatus.FAILED or not analysis.flow_run_id:
+        abort(409, "Only a failed analysis can be tried again.")
+    try:
+        rescheduled = retry_flow_run(analysis.flow_run_id)
+    except OrchestrationError:
+        abort(503, "The analysis service is not reachable right now. Try again in a minute.")
+    if not rescheduled:
+        abort(409, "This analysis cannot be run again. Upload the clip again.")
+    reopen(analysis, AnalysisStatus.QUEUED)
     db.session.commit()
     return jsonify(analysis=analysis.as_dict()), 202
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from webapp.db import db
 from webapp.models import Analysis, AnalysisStatus, Artifact
 from webapp.notifications import notify_outcome
+from webapp.orchestration import reopen
 
 bp = Blueprint("internal", __name__, url_prefix="/api/internal")
 
@@ -47,20 +48,34 @@ def put_progress(analysis_id: str):
 
 @bp.put("/analyses/<analysis_id>/status")
 def put_status(analysis_id: str):
+    """Record the outcome, or with `processing` the start of an attempt of the flow run.
+
+    An attempt that starts after the analysis ended (the run retried from the web app, or
+    rerun from the Prefect UI) reopens it, so its progress shows and its new outcome is
+    emailed. A cancelled analysis stays cancelled.
+    """
     analysis = _analysis(analysis_id)
     payload = _json()
     status = payload.get("status")
     if status not in _REPORTED_STATUSES:
         abort(400, f"status must be one of {sorted(_REPORTED_STATUSES)}.")
-    if analysis.status != AnalysisStatus.CANCELLED:
-        analysis.status = status
-        analysis.error = str(payload["error"])[:2000] if payload.get("error") else None
-        if payload.get("results") is not None:
-            analysis.results = payload["results"]
-        if status in (AnalysisStatus.COMPLETE, AnalysisStatus.NO_SKIER_FOUND):
-            analysis.progress, analysis.step = 100.0, None
+    if analysis.status == AnalysisStatus.CANCELLED:
+        return jsonify(analysis=analysis.as_dict())
+    if status == AnalysisStatus.PROCESSING:
+        if analysis.status in FINAL_STATUSES:
+            reopen(analysis, AnalysisStatus.PROCESSING)
+        else:
+            analysis.status = AnalysisStatus.PROCESSING
         db.session.commit()
-        notify_outcome(analysis)
+        return jsonify(analysis=analysis.as_dict())
+    analysis.status = status
+    analysis.error = str(payload["error"])[:2000] if payload.get("error") else None
+    if payload.get("results") is not None:
+        analysis.results = payload["results"]
+    if status in (AnalysisStatus.COMPLETE, AnalysisStatus.NO_SKIER_FOUND):
+        analysis.progress, analysis.step = 100.0, None
+    db.session.commit()
+    notify_outcome(analysis)
     return jsonify(analysis=analysis.as_dict())
 
 

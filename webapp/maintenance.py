@@ -11,7 +11,7 @@ from webapp.db import db
 from webapp.internal import require_secret
 from webapp.models import Analysis, AnalysisStatus, EmbedToken, utcnow
 from webapp.notifications import notify_outcome, pending_notifications
-from webapp.orchestration import flow_run_exists
+from webapp.orchestration import RUNNING_STATUSES, apply_flow_run_state, flow_run_states
 from webapp.storage import storage
 
 bp = Blueprint("maintenance", __name__, url_prefix="/api/internal")
@@ -20,13 +20,16 @@ bp.before_request(require_secret)
 
 @bp.post("/maintenance")
 def run_maintenance():
-    """Expire stale uploads and embed tokens, remove orphaned objects, fail analyses whose
-    flow runs are gone, and send outcome emails that could not be sent before."""
+    """Expire stale uploads and embed tokens, remove orphaned objects, bring running analyses
+    up to date with their flow runs (failing those whose run crashed or is gone), and send
+    outcome emails that could not be sent before."""
+    lost_runs, refreshed_runs = refresh_running_analyses()
     return jsonify(
         expired_uploads=expire_unconfirmed_uploads(),
         expired_embed_tokens=expire_embed_tokens(),
         orphaned_objects=remove_orphaned_objects(),
-        lost_runs=fail_lost_runs(),
+        lost_runs=lost_runs,
+        refreshed_runs=refreshed_runs,
         outcomes_mailed=sum(notify_outcome(analysis) for analysis in pending_notifications()),
     )
 
@@ -72,16 +75,24 @@ def remove_orphaned_objects() -> int:
     return len(orphans)
 
 
-def fail_lost_runs() -> int:
-    """Mark failed the queued or processing analyses whose flow run no longer exists in Prefect."""
+def refresh_running_analyses() -> tuple[int, int]:
+    """Bring every queued or processing analysis up to date with its flow run's state, as
+    reading it does: a run that crashed (e.g. marked so by crash detection when its worker
+    died), failed or was cancelled without reporting ends its analysis. Analyses whose flow
+    run Prefect no longer has are failed. Nothing changes when Prefect cannot be asked.
+
+    Returns how many analyses were lost and how many changed status.
+    """
     running = db.session.scalars(
-        select(Analysis).where(
-            Analysis.status.in_([AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING]), Analysis.flow_run_id.is_not(None)
-        )
+        select(Analysis).where(Analysis.status.in_(RUNNING_STATUSES), Analysis.flow_run_id.is_not(None))
     ).all()
-    lost = [analysis for analysis in running if flow_run_exists(analysis.flow_run_id) is False]
+    states = flow_run_states([analysis.flow_run_id for analysis in running]) if running else {}
+    if states is None:
+        return 0, 0
+    lost = [analysis for analysis in running if analysis.flow_run_id not in states]
     for analysis in lost:
         analysis.status = AnalysisStatus.FAILED
         analysis.error = "The analysis was lost on our side. Please upload the clip again."
     db.session.commit()
-    return len(lost)
+    known = [analysis for analysis in running if analysis.flow_run_id in states]
+    return len(lost), sum(apply_flow_run_state(analysis, states[analysis.flow_run_id]) for analysis in known)

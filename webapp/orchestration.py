@@ -1,4 +1,5 @@
-"""Starting and stopping analysis flow runs through the Prefect API."""
+"""Starting, stopping and retrying analysis flow runs through the Prefect API, and reading
+their states."""
 
 from __future__ import annotations
 
@@ -82,6 +83,10 @@ _STATUS_OF_STATE = {
     "CRASHED": AnalysisStatus.FAILED,
 }
 _STATE_TIMEOUT_S = 2.0
+_RETRY_TIMEOUT_S = 5.0
+_RUNS_PER_READ = 200
+_RETRYABLE_STATES = {"FAILED", "CRASHED"}
+RUNNING_STATUSES = (AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING)
 
 
 def refresh_status(analysis: Analysis) -> None:
@@ -91,33 +96,88 @@ def refresh_status(analysis: Analysis) -> None:
     (a crashed worker, a cancelled run). When the Prefect API is unreachable the last known
     status stands.
     """
-    if not analysis.flow_run_id or analysis.status not in (AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING):
+    if not analysis.flow_run_id or analysis.status not in RUNNING_STATUSES:
         return
-    state = _flow_run_state(analysis.flow_run_id)
+    apply_flow_run_state(analysis, _flow_run_state(analysis.flow_run_id))
+
+
+def apply_flow_run_state(analysis: Analysis, state: str | None) -> bool:
+    """Set a queued or processing analysis's status from its flow run's state type (e.g.
+    `CRASHED`), and email a widget visitor its outcome; returns whether the status changed."""
     status = _STATUS_OF_STATE.get(state or "")
     if status is None or status == analysis.status:
-        return
+        return False
     if status == AnalysisStatus.QUEUED and analysis.status == AnalysisStatus.PROCESSING:
-        return
+        return False
     analysis.status = status
     if status == AnalysisStatus.FAILED and not analysis.error:
         analysis.error = "The analysis stopped unexpectedly. Please try again."
     db.session.commit()
     notify_outcome(analysis)
+    return True
 
 
-def flow_run_exists(flow_run_id: str) -> bool | None:
-    """Whether Prefect knows the flow run; None when the Prefect API cannot be asked."""
+def reopen(analysis: Analysis, status: str) -> None:
+    """Take an ended analysis back to `status` (queued or processing) for another attempt of
+    its flow run: the old error goes, and the new outcome will be emailed."""
+    analysis.status = status
+    analysis.error = None
+    analysis.notified_status = None
+
+
+def retry_flow_run(flow_run_id: str) -> bool:
+    """Reschedule a failed or crashed flow run, as the Prefect UI's Retry does.
+
+    The run keeps its id, so its tasks' persisted results are found again and it resumes
+    after its last completed step. Returns False when the run is missing or not failed or
+    crashed; raises `OrchestrationError` when the Prefect API cannot be reached.
+    """
+    from prefect import get_client
+    from prefect.client.schemas.responses import SetStateStatus
     from prefect.exceptions import ObjectNotFound
+    from prefect.states import AwaitingRetry
+
+    async def retry() -> bool:
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(flow_run_id)
+            if not flow_run.state or flow_run.state.type.value not in _RETRYABLE_STATES:
+                return False
+            result = await client.set_flow_run_state(
+                flow_run_id, AwaitingRetry(message="Retried from the web app"), force=True
+            )
+            return result.status == SetStateStatus.ACCEPT
 
     try:
-        _read_flow_run(flow_run_id)
+        return asyncio.run(asyncio.wait_for(retry(), _RETRY_TIMEOUT_S))
     except ObjectNotFound:
         return False
+    except Exception as exc:  # the API's many failure modes all mean "not rescheduled"
+        log.warning("Could not retry flow run %s: %s", flow_run_id, exc)
+        raise OrchestrationError(str(exc)) from exc
+
+
+def flow_run_states(flow_run_ids: list[str]) -> dict[str, str | None] | None:
+    """The state type of each of these flow runs that Prefect knows, by id (a missing id is
+    a run Prefect no longer has); None when the Prefect API cannot be asked."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> dict[str, str | None]:
+        states: dict[str, str | None] = {}
+        async with get_client() as client:
+            for start in range(0, len(flow_run_ids), _RUNS_PER_READ):
+                chunk = flow_run_ids[start:start + _RUNS_PER_READ]
+                runs = await client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
+                )
+                states |= {str(run.id): run.state.type.value if run.state else None for run in runs}
+        return states
+
+    try:
+        return asyncio.run(read())
     except Exception as exc:
-        log.info("Flow run %s unknown: %s", flow_run_id, exc)
+        log.info("Flow run states unknown: %s", exc)
         return None
-    return True
 
 
 def _flow_run_state(flow_run_id: str) -> str | None:
