@@ -43,11 +43,13 @@ def _report_failure(flow, flow_run, state) -> None:
     if not analysis_id:
         return
     error = state.result(raise_on_failure=False)
-    reason = str(error) if isinstance(error, PoserError) else (
+    input_error = isinstance(error, PoserError)
+    reason = str(error) if input_error else (
         "The analysis stopped unexpectedly. Please try again; if it fails again, contact us."
     )
     try:
-        WebAppClient.from_environment(analysis_id).status("failed", error=reason)
+        # Running the same input again cannot mend a problem with the input itself.
+        WebAppClient.from_environment(analysis_id).status("failed", error=reason, retryable=not input_error)
     except ReportingError as exc:
         log.warning("Could not report the failure of analysis %s: %s", analysis_id, exc)
 

@@ -79,8 +79,13 @@ class WebAppClient:
         except ReportingError as exc:
             log.warning("start not reported: %s", exc)
 
-    def status(self, status: str, error: str | None = None, results: dict | None = None) -> None:
-        self._send("PUT", f"analyses/{self.analysis_id}/status", {"status": status, "error": error, "results": results})
+    def status(
+        self, status: str, error: str | None = None, results: dict | None = None, retryable: bool | None = None
+    ) -> None:
+        self._send(
+            "PUT", f"analyses/{self.analysis_id}/status",
+            {"status": status, "error": error, "results": results, "retryable": retryable},
+        )
 
     def publish(self, results: dict[str, Any], out_dir: str, key_prefix: str, location: str) -> None:
         """Store (when `location` is remote) and register every output file, then send the

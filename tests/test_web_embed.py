@@ -316,3 +316,39 @@ def test_an_outcome_email_that_could_not_be_sent_goes_out_with_the_next_maintena
     done = client.post("/api/internal/maintenance", headers={"X-Poser-Internal-Secret": SECRET}).json
     assert done["outcomes_mailed"] == 1 and smtp_sink.messages[before]["Subject"].endswith("is ready")
     assert client.post("/api/internal/maintenance", headers={"X-Poser-Internal-Secret": SECRET}).json["outcomes_mailed"] == 0
+
+
+def test_a_visitor_runs_a_failed_analysis_again_unless_the_clip_is_at_fault(app, client, partner, smtp_sink,
+                                                                          analysis_deployment):
+    import asyncio
+
+    from prefect import get_client
+    from prefect.states import Failed
+
+    answer, link = submitted_and_mailed(client, smtp_sink)
+    confirm(client, link)
+    analysis_id = answer["analysis_id"]
+    retry = f"/api/embed/{SLUG}/retry/{analysis_id}"
+    assert client.post(retry, headers=visitor(answer)).status_code == 409  # still queued
+    with app.app_context():
+        flow_run_id = db.session.get(Analysis, analysis_id).flow_run_id
+
+    async def fail() -> None:
+        async with get_client() as prefect:
+            await prefect.set_flow_run_state(flow_run_id, Failed(message="Stopped."), force=True)
+
+    asyncio.run(fail())
+    report(client, analysis_id, f"analyses/{analysis_id}/status",
+           {"status": "failed", "error": "This file is a still image, not a video.", "retryable": False})
+    state = client.get(f"/api/embed/{SLUG}/status/{analysis_id}", headers=visitor(answer)).json
+    assert (state["status"], state["retryable"]) == ("failed", False)
+    assert client.post(retry, headers=visitor(answer)).status_code == 409
+
+    report(client, analysis_id, f"analyses/{analysis_id}/status",
+           {"status": "failed", "error": "The analysis stopped unexpectedly.", "retryable": True})
+    other = submit(client, email="other@example.com").json
+    assert client.post(retry, headers=visitor(other)).status_code == 404
+    assert client.post(retry, headers={"Origin": "https://evil.example"}).status_code == 403
+    response = client.post(retry, headers=visitor(answer))
+    assert response.status_code == 202 and response.json == {"status": "queued"}
+    assert read_flow_run(flow_run_id).state.name == "AwaitingRetry"

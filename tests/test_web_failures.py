@@ -19,4 +19,4 @@ pytestmark = pytest.mark.slow
 def test_a_failed_analysis_says_why(served_app, worker, smtp_sink, derived, clip, trim, reason):
     client, analysis_id = submit(served_app[0], smtp_sink, derived[clip].read_bytes(), **trim)
     analysis, _ = wait_until_done(client, analysis_id)
-    assert (analysis["status"], analysis["error"]) == ("failed", reason)
+    assert (analysis["status"], analysis["error"], analysis["retryable"]) == ("failed", reason, False)

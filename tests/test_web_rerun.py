@@ -121,6 +121,16 @@ def test_only_a_failed_analysis_with_a_failed_run_can_be_retried(app, failed_ana
     assert stranger.post(f"/api/analyses/{analysis_id}/retry", headers=write_headers(stranger)).status_code == 404
 
 
+def test_a_failure_of_the_input_itself_is_not_offered_again(app, failed_analysis):
+    client, analysis_id = failed_analysis
+    report = {"status": "failed", "error": "This file is a still image, not a video.", "retryable": False}
+    answer = client.put(f"/api/internal/analyses/{analysis_id}/status", json=report,
+                        headers={"X-Poser-Internal-Secret": WORKER_SECRET}).json["analysis"]
+    assert answer["retryable"] is False
+    refused = client.post(f"/api/analyses/{analysis_id}/retry", headers=write_headers(client))
+    assert refused.status_code == 409 and "fail the same way" in refused.json["error"]["message"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("app", ["sqlite"], indirect=True)
 def test_try_again_on_the_failure_panel_requeues_the_analysis(app, failed_analysis, browser_page):

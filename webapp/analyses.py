@@ -108,16 +108,7 @@ def confirm_upload(analysis_id: str):
 def retry_analysis(analysis_id: str):
     """Run a failed analysis's flow run again; it resumes after its last completed step."""
     analysis = _own_analysis(analysis_id)
-    if analysis.status != AnalysisStatus.FAILED or not analysis.flow_run_id:
-        abort(409, "Only a failed analysis can be tried again.")
-    try:
-        rescheduled = retry_flow_run(analysis.flow_run_id)
-    except OrchestrationError:
-        abort(503, "The analysis service is not reachable right now. Try again in a minute.")
-    if not rescheduled:
-        abort(409, "This analysis cannot be run again. Upload the clip again.")
-    reopen(analysis, AnalysisStatus.QUEUED)
-    db.session.commit()
+    run_again(analysis)
     return jsonify(analysis=analysis.as_dict()), 202
 
 
@@ -189,6 +180,23 @@ def delete_analysis(analysis_id: str):
     db.session.delete(analysis)
     db.session.commit()
     return "", 204
+
+
+def run_again(analysis: Analysis) -> None:
+    """Reschedule a failed analysis's flow run and mark the analysis queued; the HTTP error
+    that says why not otherwise."""
+    if analysis.status != AnalysisStatus.FAILED or not analysis.flow_run_id:
+        abort(409, "Only a failed analysis can be tried again.")
+    if analysis.retryable is False:
+        abort(409, "This clip cannot be analysed as it is; running it again would fail the same way.")
+    try:
+        rescheduled = retry_flow_run(analysis.flow_run_id)
+    except OrchestrationError:
+        abort(503, "The analysis service is not reachable right now. Try again in a minute.")
+    if not rescheduled:
+        abort(409, "This analysis cannot be run again. Upload the clip again.")
+    reopen(analysis, AnalysisStatus.QUEUED)
+    db.session.commit()
 
 
 def check_upload(analysis: Analysis, store: LocalStorage | S3Storage) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, url_for
 from sqlalchemy import select, update
 
-from webapp.analyses import check_upload, clip_request, new_analysis
+from webapp.analyses import check_upload, clip_request, new_analysis, run_again
 from webapp.auth import email_from
 from webapp.db import db
 from webapp.limits import enforce_limits
@@ -146,7 +146,8 @@ def status(slug: str, analysis_id: str):
     if analysis.status == AnalysisStatus.NO_SKIER_FOUND:
         warnings = (analysis.results or {}).get("warnings") or ["We could not find a skier in enough of the clip."]
         message = warnings[-1]
-    return jsonify(status=analysis.status, step=analysis.step, progress=analysis.progress, message=message)
+    return jsonify(status=analysis.status, step=analysis.step, progress=analysis.progress, message=message,
+                   retryable=analysis.as_dict()["retryable"])
 
 
 @bp.get("/<slug>/feedback/<analysis_id>")
@@ -156,6 +157,14 @@ def feedback(slug: str, analysis_id: str):
     if analysis.status != AnalysisStatus.COMPLETE:
         abort(409, "The analysis has not finished yet.")
     return jsonify(_result_card(analysis))
+
+
+@bp.post("/<slug>/retry/<analysis_id>")
+def retry(slug: str, analysis_id: str):
+    """Run the visitor's failed analysis again, when its input was not at fault."""
+    analysis = _visitor_analysis(analysis_id)
+    run_again(analysis)
+    return jsonify(status=analysis.status), 202
 
 
 @bp.get("/confirm")

@@ -70,6 +70,7 @@ def put_status(analysis_id: str):
         return jsonify(analysis=analysis.as_dict())
     analysis.status = status
     analysis.error = str(payload["error"])[:2000] if payload.get("error") else None
+    analysis.retryable = payload.get("retryable") is not False if status == AnalysisStatus.FAILED else None
     if payload.get("results") is not None:
         analysis.results = payload["results"]
     if status in (AnalysisStatus.COMPLETE, AnalysisStatus.NO_SKIER_FOUND):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -88,6 +88,8 @@ class Analysis(db.Model):
     skier_hint: Mapped[dict | None] = mapped_column(JSON)
     input_key: Mapped[str] = mapped_column(String(512))
     error: Mapped[str | None] = mapped_column(Text)
+    # For a failed analysis: whether running it again may succeed (False when the input is at fault).
+    retryable: Mapped[bool | None] = mapped_column(Boolean)
     results: Mapped[dict | None] = mapped_column(JSON)
     edge_similarity_overall: Mapped[float | None] = mapped_column(Float)
     edge_similarity_left: Mapped[float | None] = mapped_column(Float)
@@ -114,6 +116,7 @@ class Analysis(db.Model):
             "trim_start_s": self.trim_start_s,
             "trim_end_s": self.trim_end_s,
             "error": self.error,
+            "retryable": self.status == AnalysisStatus.FAILED and self.retryable is not False,
             "file_name": self.upload.file_name if self.upload else None,
             "source": self.source,
             "edge_similarity": {

@@ -122,6 +122,7 @@ def reopen(analysis: Analysis, status: str) -> None:
     its flow run: the old error goes, and the new outcome will be emailed."""
     analysis.status = status
     analysis.error = None
+    analysis.retryable = None
     analysis.notified_status = None
 
 

@@ -72,7 +72,9 @@
       <div data-view="failed" hidden>
         <h3>We could not analyse this clip</h3>
         <p data-id="failure"></p>
-        <button type="button" data-action="again">Try again</button>
+        <p class="error" data-id="retry-error" role="alert" hidden></p>
+        <button type="button" data-action="retry" hidden>Run it again</button>
+        <button type="button" class="secondary" data-action="again">Try another clip</button>
       </div>
       <p class="hint notice" data-id="notice" hidden></p>
     </section>`;
@@ -266,8 +268,21 @@
     }
     if (state.status === "complete") return showResult(submission);
     $("failure").textContent = state.message || (state.status === "cancelled" ? "The analysis was cancelled." : "The analysis failed.");
+    root.querySelector('[data-action="retry"]').hidden = !state.retryable;
     view("failed");
   }
+
+  // Runs a failed analysis again (it resumes after its last completed step).
+  root.querySelector('[data-action="retry"]').addEventListener("click", async () => {
+    const submission = recall();
+    try {
+      await call(`/retry/${submission.id}`, { method: "POST", visitor: submission.key });
+    } catch (failure) {
+      return say("retry-error", failure.message);
+    }
+    say("retry-error", "");
+    follow(submission);
+  });
 
   async function showResult(submission) {
     let card;

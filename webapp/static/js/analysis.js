@@ -35,7 +35,7 @@ async function poll() {
     const warning = analysis.results?.warnings?.slice(-1)[0];
     return fail(warning || "We could not find a skier in enough of the clip.");
   }
-  fail(analysis.error || (analysis.status === "cancelled" ? "This analysis was cancelled." : "The analysis failed."), analysis.status === "failed");
+  fail(analysis.error || (analysis.status === "cancelled" ? "This analysis was cancelled." : "The analysis failed."), analysis.retryable);
 }
 
 function fail(reason, retryable = false) {
