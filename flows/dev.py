@@ -1,7 +1,7 @@
 """`poser dev`: the whole stack on one machine, on loopback.
 
-A Prefect server, a process work pool with the analysis deployment and a worker on it, and the
-web app. By default everything is embedded (Prefect on SQLite, the web app on SQLite with local
+A Prefect server, a process work pool with the analysis and maintenance deployments and a
+worker on it, the automation that marks runs of a dead worker Crashed, and the web app. By default everything is embedded (Prefect on SQLite, the web app on SQLite with local
 storage and mail printed to the console); the usual environment variables point the web app at
 PostgreSQL, S3 and SMTP instead. Ctrl-C stops the worker, then the web app, then the server.
 """
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from flows.crash_detection import CrashDetection
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "local"
@@ -53,6 +55,8 @@ class Stack:
         environment.setdefault("DO_NOT_TRACK", "1")
         environment.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         environment.setdefault("PREFECT_WORKER_QUERY_SECONDS", "2")
+        # Flow runs of the local worker send the heartbeats the crash detection expects.
+        environment.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(CrashDetection.from_project().heartbeat_s))
         return cls(prefect_port, web_port, environment)
 
     def start(self, say) -> None:
@@ -64,6 +68,9 @@ class Stack:
         say(f"Registering the {DEPLOYMENT} deployment on the '{POOL}' work pool")
         self._run(["prefect", "work-pool", "create", POOL, "--type", "process", "--overwrite"])
         self._run(["prefect", "--no-prompt", "deploy", "flows/analyze.py:analyze_video", "--name", "local", "--pool", POOL])
+        # prefect.yaml's maintenance deployment (hourly, and after a crashed analysis), on this pool.
+        self._run(["prefect", "--no-prompt", "deploy", "--name", "maintenance", "--pool", POOL])
+        self._run(["poser", "crash-detection"])
         self._run(["flask", "--app", "webapp", "db", "upgrade"])
 
         say(f"Starting the web app on http://127.0.0.1:{self.web_port}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MEDIA = ROOT.parent / "shared" / "media"
 PISTE = MEDIA / "piste_followcam.mp4"
 INDOOR = MEDIA / "indoor_carpet_front.mp4"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("POSER_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -268,3 +271,27 @@ def worker(served_app, s3_server, tmp_path):
     log.close()
 
 
+
+
+@pytest.fixture
+def browser_page():
+    """A page in headless Chromium (Debian's, driven by Playwright)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed (scripts/setup.sh installs Debian's chromium).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        yield context.new_page()
+        browser.close()
+
+
+def screenshots(page):
+    """A function that saves a full-page screenshot of `page` under ARTIFACTS by name."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return lambda name: page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -1,5 +1,5 @@
-"""`poser dev` brings the whole stack up, runs an analysis from upload to result, and stops
-with nothing left behind."""
+"""`poser dev`, run from a fresh clone, brings the whole stack up; a browser signs in, uploads
+a clip and sees its result; Ctrl-C stops it with nothing left behind."""
 
 from __future__ import annotations
 
@@ -15,14 +15,18 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, screenshots
 
 pytestmark = pytest.mark.slow
 
 
-def test_the_stack_runs_an_analysis_and_stops_cleanly(tmp_path, smtp_sink, derived):
+def test_the_stack_runs_an_analysis_and_stops_cleanly(tmp_path, smtp_sink, derived, browser_page):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     web, prefect = free_port(), free_port()
     environment = os.environ.copy() | {
+        # The clone's code, run with this checkout's installed packages and models.
+        "PYTHONPATH": str(clone),
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "POSER_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'web.sqlite3'}",
         "POSER_STORAGE_ROOT": str(tmp_path / "storage"),
@@ -33,29 +37,29 @@ def test_the_stack_runs_an_analysis_and_stops_cleanly(tmp_path, smtp_sink, deriv
         environment.pop(name, None)
     log = open(tmp_path / "dev.log", "w")
     dev = subprocess.Popen(
-        [str(Path(sys.executable).with_name("poser")), "dev", "--port", str(web), "--prefect-port", str(prefect)],
-        cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "flows.cli", "dev", "--port", str(web), "--prefect-port", str(prefect)],
+        cwd=clone, env=environment, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{web}"
+    page, shot = browser_page, screenshots(browser_page)
     try:
         _wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 240, dev)
         parts = psutil.Process(dev.pid).children(recursive=True)
         assert len(parts) >= 4  # server, web app, worker, and their own children
+        assert {part.cwd() for part in parts} == {str(clone)}  # every part runs the clone's code
 
-        with httpx.Client(base_url=base, timeout=30) as client:
-            sent = len(smtp_sink.messages)
-            client.post("/api/auth/request-code", json={"email": "dev@example.com"})
-            code = re.search(r"\b(\d{6})\b", smtp_sink.messages[sent]["Subject"]).group(1)
-            csrf = {"X-CSRF-Token": client.post("/api/auth/verify-code", json={"email": "dev@example.com", "code": code}).json()["csrf_token"]}
-            clip = derived["short"].read_bytes()
-            answer = client.post("/api/analyses/create-upload", headers=csrf,
-                                 json={"filename": "clip.mp4", "content_type": "video/mp4", "size": len(clip)}).json()
-            assert httpx.put(answer["upload"]["url"], content=clip, headers=answer["upload"]["headers"]).status_code == 200
-            analysis_id = answer["analysis"]["id"]
-            assert client.post(f"/api/analyses/{analysis_id}/confirm-upload", headers=csrf).status_code == 202
-            _wait_until(lambda: client.get(f"/api/analyses/{analysis_id}").json()["analysis"]["status"] != "queued"
-                        and client.get(f"/api/analyses/{analysis_id}").json()["analysis"]["status"] != "processing", 300, dev)
-            assert client.get(f"/api/analyses/{analysis_id}").json()["analysis"]["status"] == "complete"
+        page.goto(f"{base}/signin")
+        page.fill("#email", "dev@example.com")
+        sent = len(smtp_sink.messages)
+        page.click("text=Email me a code")
+        page.wait_for_selector("#code-form:not([hidden])")
+        page.fill("#code", re.search(r"\b(\d{6})\b", smtp_sink.messages[sent]["Subject"]).group(1))
+        page.click("#code-form button")
+        page.wait_for_url(f"{base}/")
+        page.set_input_files("#file", str(derived["short"]))
+        page.click("#analyse")
+        page.wait_for_selector("#results:not([hidden])", timeout=300_000)
+        shot("dev-stack-result")
     finally:
         dev.send_signal(signal.SIGINT)
         dev.wait(timeout=120)

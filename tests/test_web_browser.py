@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import csv
 import functools
-import os
 import re
-import shutil
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import INDOOR, PISTE, ROOT, free_port
+from tests.conftest import ARTIFACTS, INDOOR, PISTE, free_port, screenshots
 from tests.webutil import mail_text
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("POSER_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
 
 @pytest.fixture(params=["sqlite"])
@@ -40,28 +35,6 @@ def app(request, tmp_path, smtp_sink):
     with app.app_context():
         upgrade()
     return app
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed (scripts/setup.sh installs Debian's chromium).")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-        yield context.new_page()
-        browser.close()
-
-
-def screenshots(page):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return lambda name: page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_a_skier_signs_in_uploads_and_studies_the_result(served_app, worker, smtp_sink, browser_page, tmp_path):

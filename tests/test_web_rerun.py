@@ -27,7 +27,6 @@ from werkzeug.serving import make_server
 
 from tests.conftest import INDOOR, ROOT, WORKER_SECRET, free_port
 from tests.test_web_analyses import create, upload
-from tests.test_web_browser import browser_page  # noqa: F401 (a fixture)
 from tests.test_web_full_path import submit, wait_until_done
 from tests.webutil import read_flow_run, sign_in, write_headers
 
