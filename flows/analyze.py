@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -100,6 +101,7 @@ def analyze_video(
     resolved_device = resolve_device(device or config.device)
     for key in ("detector", "pose"):
         require_model(config.models, key)
+    scratch = out_dir is None
     out_dir = out_dir or str(Path(tempfile.gettempdir()) / "poser-runs" / (analysis_id or Path(video_path).stem))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
 
@@ -107,6 +109,9 @@ def analyze_video(
         results = _run_steps(video_path, out_dir, trim_start_s, trim_end_s, config, resolved_device, skier_hint)
     if web_app is not None:
         steps.publish(web_app, results, out_dir, output_key_prefix or out_dir, output_location or out_dir)
+        if scratch and output_location and is_remote(output_location):
+            # Uploaded; a failed run keeps its files instead, for a rerun to resume from.
+            shutil.rmtree(out_dir, ignore_errors=True)
     return results
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -74,3 +76,5 @@ def test_from_code_to_downloaded_results(served_app, worker, smtp_sink, derived)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == analysis["results"]["input"]["frames_in_trim"]
     assert client.get(f"/api/analyses/{analysis_id}/download/nothing").status_code == 404
+    # Outputs go to the storage folder, or to S3 without leaving a copy on the worker.
+    assert not (Path(tempfile.gettempdir()) / "poser-runs" / analysis_id).exists()
