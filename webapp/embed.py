@@ -29,7 +29,6 @@ from webapp.tokens import matches, new_confirmation_token, results_token, token_
 bp = Blueprint("embed", __name__, url_prefix="/api/embed")
 
 VISITOR_HEADER = "X-Poser-Visitor"
-_RUNNING = (AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING)
 
 
 @bp.before_request
