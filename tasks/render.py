@@ -60,7 +60,8 @@ def render_overlay(
             draw_overlay(image, boxes[frame.index], pose, frame.index, config.min_visibility, own_sides[frame.index])
             draw_time(image, frame.time_s, frame.index, info.frames_in_trim)
             draw_turn(image, metrics, frame.index, round(_TRANSITION_MARKER_S * info.fps))
-            video_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            # OpenCV's conversion to the encoder's 4:2:0 is about twice as fast as FFmpeg's swscale.
+            video_frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
             video_frame.pts = frame.index
             video_frame.time_base = 1 / rate
             output.mux(stream.encode(video_frame))
