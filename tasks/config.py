@@ -64,6 +64,8 @@ class PoseConfig(_Section):
     min_detection_confidence: float = Field(ge=0, le=1)
     min_presence_confidence: float = Field(ge=0, le=1)
     min_tracking_confidence: float = Field(ge=0, le=1)
+    workers: int = Field(ge=1)
+    chunk_s: float = Field(gt=0)
 
 
 class SmoothingConfig(_Section):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -81,17 +85,110 @@ def estimate_pose(
 ) -> PoseSequence:
     """Run the MediaPipe Pose Landmarker in video mode on each frame's crop window.
 
+    This thread decodes and crops; `config.workers` threads each run a landmarker on whole
+    chunks of consecutive frames (MediaPipe releases the GIL and uses one core), chunk `k`
+    going to worker `k % workers` so that results do not depend on thread timing. Within a
+    chunk a landmarker tracks the pose from frame to frame; at a chunk's first frame it
+    finds it again, in a crop that still centres on the skier.
+
     Args:
         info: The probed clip.
         windows: `(frames, 3)` crop windows from `crop_windows`.
-        config: Crop size and MediaPipe confidences.
+        config: Crop size, MediaPipe confidences, workers and chunk length.
         model_path: A Pose Landmarker `.task` bundle.
         on_progress: Called with the number of frames done.
 
     Returns:
         Image landmarks in frame pixels, world landmarks in metres, and visibility.
     """
+    pose = PoseSequence.empty(info.trim_start_s + np.arange(info.frames_in_trim) / info.fps)
+    progress = _Progress(on_progress)
+    queues = [queue.Queue(maxsize=1) for _ in range(config.workers)]
+    with ThreadPoolExecutor(config.workers, thread_name_prefix="pose") as pool:
+        running = [pool.submit(_estimate_chunks, chunks, pose, config, model_path, progress) for chunks in queues]
+        try:
+            for number, chunk in enumerate(_crop_chunks(info, windows, config, pose, progress)):
+                _put(queues[number % config.workers], chunk, running, progress)
+            for chunks in queues:
+                _put(chunks, None, running, progress)
+        except BaseException:
+            for chunks in queues:
+                _stop(chunks)
+            raise
+        while wait(running, timeout=_PROGRESS_S).not_done:
+            progress.report()
+        for future in running:
+            future.result()
+    progress.report()
+    return pose
+
+
+# One item of work: a frame's index, time, crop, crop origin in the frame, and window side.
+_Crop = tuple[int, float, np.ndarray, tuple[float, float], float]
+_PROGRESS_S = 0.2
+
+
+class _Progress:
+    """Frames done, counted by every thread and reported from the calling one."""
+
+    def __init__(self, callback: ProgressCallback | None) -> None:
+        self._callback = callback
+        self._done = 0
+        self._reported = 0
+        self._lock = threading.Lock()
+
+    def add(self, frames: int) -> None:
+        with self._lock:
+            self._done += frames
+
+    def report(self) -> None:
+        if self._callback and self._done > self._reported:
+            self._reported = self._done
+            self._callback(self._reported)
+
+
+def _crop_chunks(
+    info: VideoInfo, windows: np.ndarray, config: PoseConfig, pose: PoseSequence, progress: _Progress
+) -> Iterator[list[_Crop]]:
+    """Crops of consecutive frames with a window, `config.chunk_s` seconds at a time."""
+    size = max(1, round(config.chunk_s * info.fps))
+    chunk: list[_Crop] = []
+    for frame in iter_frames(info, pixel_format="rgb24"):
+        pose.times_s[frame.index] = frame.time_s
+        window = windows[frame.index]
+        if np.isnan(window[0]):
+            progress.add(1)
+        else:
+            crop, origin, side = square_crop(frame.image, window, config.crop_size)
+            chunk.append((frame.index, frame.time_s, crop, origin, side))
+        if len(chunk) == size or (chunk and np.isnan(window[0])):
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _estimate_chunks(
+    chunks: queue.Queue, pose: PoseSequence, config: PoseConfig, model_path: Path, progress: _Progress
+) -> None:
+    """Run one landmarker on the chunks of its queue until it hands out None; each worker
+    writes only the rows of its own frames."""
     import mediapipe as mp
+
+    last_timestamp_ms = -1
+    with _landmarker(model_path, config) as landmarker:
+        while (chunk := chunks.get()) is not None:
+            for index, time_s, crop, origin, side in chunk:
+                # Video mode needs strictly increasing timestamps; real ones keep its tracking honest.
+                timestamp_ms = max(round(time_s * 1000), last_timestamp_ms + 1)
+                last_timestamp_ms = timestamp_ms
+                result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop), timestamp_ms)
+                if result.pose_landmarks:
+                    _store(pose, index, result, origin, side)
+            progress.add(len(chunk))
+
+
+def _landmarker(model_path: Path, config: PoseConfig):
     from mediapipe.tasks.python import BaseOptions, vision
 
     options = vision.PoseLandmarkerOptions(
@@ -102,25 +199,30 @@ def estimate_pose(
         min_pose_presence_confidence=config.min_presence_confidence,
         min_tracking_confidence=config.min_tracking_confidence,
     )
-    pose = PoseSequence.empty(info.trim_start_s + np.arange(info.frames_in_trim) / info.fps)
-    last_timestamp_ms = -1
-    with vision.PoseLandmarker.create_from_options(options) as landmarker:
-        for frame in iter_frames(info, pixel_format="rgb24"):
-            pose.times_s[frame.index] = frame.time_s
-            window = windows[frame.index]
-            if not np.isnan(window[0]):
-                crop, origin, side = square_crop(frame.image, window, config.crop_size)
-                # Video mode needs strictly increasing timestamps; real ones keep its tracking honest.
-                timestamp_ms = max(round(frame.time_s * 1000), last_timestamp_ms + 1)
-                last_timestamp_ms = timestamp_ms
-                result = landmarker.detect_for_video(
-                    mp.Image(image_format=mp.ImageFormat.SRGB, data=crop), timestamp_ms
-                )
-                if result.pose_landmarks:
-                    _store(pose, frame.index, result, origin, side)
-            if on_progress:
-                on_progress(frame.index + 1)
-    return pose
+    return vision.PoseLandmarker.create_from_options(options)
+
+
+def _stop(chunks: queue.Queue) -> None:
+    """Drop a worker's queued chunk and tell it to stop."""
+    try:
+        chunks.get_nowait()
+    except queue.Empty:
+        pass
+    chunks.put_nowait(None)
+
+
+def _put(chunks: queue.Queue, item, running: list[Future], progress: _Progress) -> None:
+    """Queue `item` once a worker is free, reporting progress meanwhile; re-raise a worker's
+    error instead of waiting for it forever."""
+    while True:
+        for future in running:
+            if future.done() and future.exception():
+                raise future.exception()
+        try:
+            chunks.put(item, timeout=_PROGRESS_S)
+            return
+        except queue.Full:
+            progress.report()
 
 
 def square_crop(image: np.ndarray, window: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, float], float]:

@@ -53,3 +53,46 @@ def test_square_crop_maps_back_to_frame_pixels():
     assert origin[0] + (x + 0.5) / 100 * side == pytest.approx(150.5, abs=1)
     assert origin[1] + (y + 0.5) / 100 * side == pytest.approx(40.5, abs=1)
     assert crop[:10].sum() == 0  # outside the frame is black
+
+
+@pytest.fixture(scope="module")
+def tracked_clip(derived):
+    """A one-second clip and the crop windows around its tracked skier."""
+    from tasks.models import require_model
+    from tasks.tracking import detect_and_track, select_skier
+    from tasks.video import probe_video
+
+    config = load_config()
+    info = probe_video(derived["short"])
+    skier = select_skier(detect_and_track(info, config.tracking, require_model(config.models, "detector"), "cpu"),
+                         config.tracking)
+    return info, crop_windows(skier.boxes, info.fps, config.pose)
+
+
+def test_workers_take_fixed_turns_so_results_do_not_depend_on_timing(tracked_clip):
+    from tasks.models import require_model
+    from tasks.pose import estimate_pose
+
+    config, (info, windows) = load_config(), tracked_clip
+    settings = config.pose.model_copy(update={"workers": 2, "chunk_s": 0.2})
+    done = []
+    runs = [estimate_pose(info, windows, settings, require_model(config.models, "pose"), done.append) for _ in range(2)]
+    assert runs[0].detected.mean() > 0.9
+    np.testing.assert_array_equal(runs[0].image_xy, runs[1].image_xy)
+    assert done == sorted(done) and done[-1] == info.frames_in_trim
+
+
+@pytest.mark.parametrize("fault", ["model", "windows"])
+def test_a_failure_in_any_thread_stops_the_pose_step(tracked_clip, tmp_path, fault):
+    from tasks.models import require_model
+    from tasks.pose import estimate_pose
+
+    config, (info, windows) = load_config(), tracked_clip
+    model = require_model(config.models, "pose")
+    if fault == "model":
+        model = tmp_path / "broken.task"
+        model.write_bytes(b"not a model")
+    else:
+        windows = windows[:5]  # the frames after the fifth have no window row
+    with pytest.raises((RuntimeError, ValueError, IndexError)):
+        estimate_pose(info, windows, config.pose.model_copy(update={"chunk_s": 0.1}), model)
