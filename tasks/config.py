@@ -45,6 +45,7 @@ class TrackingConfig(_Section):
     imgsz: int = Field(ge=32)
     batch_size: int = Field(ge=1, le=256)
     decode_max_side: int = Field(ge=64)
+    read_ahead_frames: int = Field(ge=1)
     confidence: float = Field(gt=0, lt=1)
     min_tracked_fraction: float = Field(ge=0, le=1)
     stitch_max_gap_s: float = Field(ge=0)

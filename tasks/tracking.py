@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -107,10 +108,14 @@ def detect_and_track(
     Returns:
         Every tracked person box, in full-frame pixels.
     """
+    batches = _batches(iter_frames(info, max_side=config.decode_max_side, depth=config.read_ahead_frames), config.batch_size)
+    # Taking the first batch starts decoding on its own thread, which runs ahead while the
+    # detector loads (seconds of imports on one core).
+    first = next(batches, [])
     model = _load_detector(model_path)
     tracker = _load_tracker(config.tracker_path)
     rows: list[np.ndarray] = []
-    for batch in _batches(iter_frames(info, max_side=config.decode_max_side), config.batch_size):
+    for batch in itertools.chain([first] if first else [], batches):
         results = model.predict(
             [frame.image for frame in batch], imgsz=config.imgsz, conf=config.confidence,
             classes=[_COCO_PERSON], device=device, verbose=False,

@@ -158,7 +158,9 @@ def probe_video(
     )
 
 
-def iter_frames(info: VideoInfo, *, max_side: int | None = None, pixel_format: str = "bgr24") -> Iterator[VideoFrame]:
+def iter_frames(
+    info: VideoInfo, *, max_side: int | None = None, pixel_format: str = "bgr24", depth: int = _READ_AHEAD_FRAMES
+) -> Iterator[VideoFrame]:
     """Decode the frames of the trim window one at a time, upright.
 
     Decoding runs a few frames ahead on a background thread (FFmpeg releases the GIL), so it
@@ -168,11 +170,12 @@ def iter_frames(info: VideoInfo, *, max_side: int | None = None, pixel_format: s
         info: The probe result; its path, rotation and window are used.
         max_side: When set, frames are scaled down (never up) so the long side fits.
         pixel_format: Any PyAV pixel format with packed channels, e.g. `bgr24` or `rgb24`.
+        depth: How many frames decoding may run ahead.
 
     Yields:
         Frames in presentation order, indexed from the start of the window.
     """
-    return read_ahead(_decode(info, max_side, pixel_format), _READ_AHEAD_FRAMES)
+    return read_ahead(_decode(info, max_side, pixel_format), depth)
 
 
 def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
