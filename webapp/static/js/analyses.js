@@ -1,7 +1,7 @@
 import { api } from "./api.js";
 
 const rows = document.getElementById("rows");
-const label = { awaiting_upload: "Waiting for upload", queued: "Queued", processing: "Analysing", complete: "Complete", no_skier_found: "No skier found", failed: "Failed", cancelled: "Cancelled" };
+const label = { awaiting_upload: "Waiting for upload", awaiting_confirmation: "Waiting for email confirmation", queued: "Queued", processing: "Analysing", complete: "Complete", no_skier_found: "No skier found", failed: "Failed", cancelled: "Cancelled" };
 let page = 1;
 
 async function load() {

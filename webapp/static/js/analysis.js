@@ -6,7 +6,8 @@ const API = root.dataset.api;
 const LEFT = "#e07b00";
 const RIGHT = "#0088b8";
 const LEAN = "#333";
-const RUNNING = new Set(["awaiting_upload", "queued", "processing"]);
+const RUNNING = new Set(["awaiting_upload", "awaiting_confirmation", "queued", "processing"]);
+const WAITING = { awaiting_upload: "Waiting for the upload", awaiting_confirmation: "Waiting for the link in the confirmation email to be opened", queued: "Queued: waiting for a free analyser" };
 const STEP = { probe: "Checking the video", track: "Finding the skier", pose: "Estimating the pose", smooth: "Smoothing", metrics: "Finding the turns", render: "Drawing the overlay" };
 const KINDS = { video: "Overlay video (MP4)", landmarks_csv: "Pose per frame (CSV)", turns_csv: "Turns (CSV)", chart: "Chart (PNG)", results_json: "Everything (JSON)" };
 
@@ -24,7 +25,7 @@ async function poll() {
   }
   $("title").textContent = analysis.file_name || "Analysis";
   if (RUNNING.has(analysis.status)) {
-    const step = analysis.status === "processing" ? `Analysing: ${STEP[analysis.step] || "working"}` : analysis.status === "queued" ? "Queued: waiting for a free analyser" : "Waiting for the upload";
+    const step = analysis.status === "processing" ? `Analysing: ${STEP[analysis.step] || "working"}` : WAITING[analysis.status];
     $("status-text").textContent = `${step} (${Math.round(analysis.progress)}%)`;
     $("progress").value = analysis.progress;
     return setTimeout(poll, 2000);
