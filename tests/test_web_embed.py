@@ -352,3 +352,15 @@ def test_a_visitor_runs_a_failed_analysis_again_unless_the_clip_is_at_fault(app,
     response = client.post(retry, headers=visitor(answer))
     assert response.status_code == 202 and response.json == {"status": "queued"}
     assert read_flow_run(flow_run_id).state.name == "AwaitingRetry"
+
+
+def test_a_visitor_who_signs_in_finds_and_can_delete_the_submission(app, client, partner, smtp_sink):
+    from tests.webutil import sign_in, write_headers
+
+    answer, _ = submitted_and_mailed(client, smtp_sink)
+    sign_in(client, smtp_sink, "rider@example.com")
+    listed = client.get("/api/analyses").json["analyses"]
+    assert [(a["id"], a["status"], a["source"]) for a in listed] == [(answer["analysis_id"], "awaiting_confirmation", f"embed:{SLUG}")]
+    assert client.delete(f"/api/analyses/{answer['analysis_id']}", headers=write_headers(client)).status_code == 204
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(EmbedToken)) == 0

@@ -123,7 +123,7 @@ def upload_complete(slug: str):
         abort(409, "This clip has already been received. Check your email for the link that starts the analysis.")
     check_upload(analysis, storage())
     token = new_confirmation_token()
-    embed = _embed_token(analysis)
+    embed = analysis.embed
     embed.token_hash = token_hash(token)
     embed.expires_at = utcnow() + timedelta(seconds=current_app.config["EMBED_CONFIRM_TTL_S"])
     analysis.status = AnalysisStatus.AWAITING_CONFIRMATION
@@ -242,10 +242,6 @@ def _visitor_analysis(analysis_id: str) -> Analysis:
     if analysis is None or analysis.partner_id != g.partner.id or not matches(visitor_key(analysis.id), sent):
         abort(404, "No such analysis.")
     return analysis
-
-
-def _embed_token(analysis: Analysis) -> EmbedToken:
-    return db.session.scalar(select(EmbedToken).where(EmbedToken.analysis_id == analysis.id))
 
 
 def _claim(embed: EmbedToken) -> bool:

@@ -106,6 +106,7 @@ class Analysis(db.Model):
     upload: Mapped[Upload] = relationship(back_populates="analysis", cascade="all, delete-orphan", uselist=False)
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="analysis", cascade="all, delete-orphan")
     partner: Mapped[Partner | None] = relationship()
+    embed: Mapped[EmbedToken | None] = relationship(back_populates="analysis", cascade="all, delete-orphan", uselist=False)
 
     def as_dict(self) -> dict:
         return {
@@ -201,4 +202,4 @@ class EmbedToken(db.Model):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     partner: Mapped[Partner] = relationship()
-    analysis: Mapped[Analysis] = relationship()
+    analysis: Mapped[Analysis] = relationship(back_populates="embed")

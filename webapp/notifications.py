@@ -14,7 +14,7 @@ from sqlalchemy import select
 from webapp.db import db
 from webapp.tokens import results_token
 from webapp.mail import send_mail
-from webapp.models import Analysis, AnalysisStatus, EmbedToken
+from webapp.models import Analysis, AnalysisStatus
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,11 @@ def notify_outcome(analysis: Analysis) -> bool:
     """
     if analysis.partner is None or analysis.status not in MAILED_OUTCOMES or analysis.notified_status == analysis.status:
         return False
-    email = db.session.scalar(select(EmbedToken.email).where(EmbedToken.analysis_id == analysis.id))
-    if email is None:
+    if analysis.embed is None:
         return False
     subject, body = _message(analysis)
     try:
-        send_mail(email, subject, body)
+        send_mail(analysis.embed.email, subject, body)
     except Exception as exc:  # any mail failure: leave it for the next maintenance run
         log.warning("Could not email the outcome of analysis %s: %s", analysis.id, exc)
         return False
