@@ -1,9 +1,10 @@
 """Web API throughput and latency under concurrent load, on loopback.
 
 Serves the app with gunicorn on a fresh SQLite (or `--database-url`) database holding one
-user with `--analyses` finished analyses, then drives the analyses list and the status
-endpoint from `--clients` concurrent clients for `--seconds` each, and prints requests per
-second and latency percentiles.
+user with `--analyses` finished analyses (one of them submitted through a partner's widget),
+then drives the analyses list, the status endpoint and the widget's status endpoint (what
+every open widget polls) from `--clients` concurrent clients for `--seconds` each, and prints
+requests per second and latency percentiles.
 
     .venv/bin/python benchmarks/web.py [--clients 16] [--seconds 10] [--workers 2]
 """
@@ -28,14 +29,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def seed(database_url: str, count: int) -> tuple[str, str]:
-    """Create the schema, a user and `count` complete analyses; returns a token and one id."""
+PARTNER_ORIGIN = "https://school.example"
+
+
+def seed(database_url: str, count: int) -> list[tuple[str, str, dict]]:
+    """Create the schema, a user and `count` complete analyses, the last one submitted through
+    a partner's widget; returns each endpoint to load as (name, path, headers)."""
+    from datetime import timedelta
+
     from flask_migrate import upgrade
 
     from webapp import create_app
     from webapp.auth import issue_token
     from webapp.db import db
-    from webapp.models import Analysis, AnalysisStatus, User
+    from webapp.embed import VISITOR_HEADER
+    from webapp.models import Analysis, AnalysisStatus, EmbedToken, Partner, User, utcnow
+    from webapp.tokens import token_hash, visitor_key
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": os.environ["POSER_SECRET_KEY"]})
     with app.app_context():
@@ -48,12 +57,26 @@ def seed(database_url: str, count: int) -> tuple[str, str]:
                      edge_similarity_overall=70 + i % 20, results={"outcome": "complete"})
             for i in range(count)
         ]
-        db.session.add_all(analyses)
+        partner = Partner(slug="school", display_name="School", allowed_domains=["school.example"],
+                          max_upload_bytes=1 << 30, max_trim_s=60, owner_user_id=user.id)
+        db.session.add_all([*analyses, partner])
+        db.session.flush()
+        widget = analyses[-1]
+        widget.partner_id = partner.id
+        db.session.add(EmbedToken(partner_id=partner.id, analysis_id=widget.id, email=user.email, client_ip="127.0.0.1",
+                                  token_hash=token_hash("confirm"), results_token_hash=token_hash("results"),
+                                  expires_at=utcnow() + timedelta(days=1), confirmed_at=utcnow()))
         db.session.commit()
-        return issue_token(user), analyses[0].id
+        bearer = {"Authorization": f"Bearer {issue_token(user)}"}
+        return [
+            ("list (20 per page)", "/api/analyses", bearer),
+            ("status", f"/api/analyses/{analyses[0].id}", bearer),
+            ("widget status", f"/api/embed/school/status/{widget.id}",
+             {"Origin": PARTNER_ORIGIN, VISITOR_HEADER: visitor_key(widget.id)}),
+        ]
 
 
-def load(url: str, token: str, clients: int, seconds: float) -> tuple[int, np.ndarray, int]:
+def load(url: str, headers: dict, clients: int, seconds: float) -> tuple[int, np.ndarray, int]:
     """Requests done, their latencies (ms), and errors, from `clients` threads for `seconds`."""
     latencies: list[float] = []
     errors = 0
@@ -63,7 +86,7 @@ def load(url: str, token: str, clients: int, seconds: float) -> tuple[int, np.nd
     def client() -> None:
         nonlocal errors
         mine, failed = [], 0
-        with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10) as session:
+        with httpx.Client(headers=headers, timeout=10) as session:
             while time.monotonic() < stop:
                 started = time.perf_counter()
                 response = session.get(url)
@@ -95,7 +118,7 @@ def main() -> None:
     database_url = args.database_url or f"sqlite:///{folder / 'bench.sqlite3'}"
     os.environ.update(POSER_SECRET_KEY="benchmark-secret", POSER_SQLALCHEMY_DATABASE_URI=database_url,
                       POSER_STORAGE_ROOT=str(folder / "storage"))
-    token, analysis_id = seed(database_url, args.analyses)
+    endpoints = seed(database_url, args.analyses)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -117,8 +140,8 @@ def main() -> None:
         header = f"{'endpoint':<28} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
         print(header)
         print("-" * len(header))
-        for name, path in (("list (20 per page)", "/api/analyses"), ("status", f"/api/analyses/{analysis_id}")):
-            count, latencies, errors = load(base + path, token, args.clients, args.seconds)
+        for name, path, headers in endpoints:
+            count, latencies, errors = load(base + path, headers, args.clients, args.seconds)
             p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
             print(f"{name:<28} {count:>8} {errors:>6} {count / args.seconds:>8.0f} {p50:>7.1f} {p95:>7.1f} {p99:>7.1f}")
     finally:
