@@ -111,12 +111,15 @@ def partner_site(served_app, tmp_path):
     server.shutdown()
 
 
-def test_a_visitor_uses_the_widget_on_a_partners_site(partner_site, worker, smtp_sink, browser_page):
+def test_a_visitor_uses_the_widget_on_a_partners_site(partner_site, worker, smtp_sink, browser_page, tmp_path):
     page = browser_page
     shot = screenshots(page)
     page.goto(f"http://127.0.0.1:{partner_site}/")
     page.wait_for_selector("text=Choose a video of your skiing")
     page.wait_for_selector("text=by Poser for Alpine School")
+    (tmp_path / "notes.txt").write_text("not a video")
+    page.set_input_files("input[name=file]", str(tmp_path / "notes.txt"))
+    page.wait_for_selector("text=This is not a video we can analyse")
     page.set_input_files("input[name=file]", str(INDOOR))
     page.wait_for_selector("text=Analysing 0.0–8.0 s (8.0 s of at most 8 s).")
     page.fill("input[name=email]", "visitor@example.com")
