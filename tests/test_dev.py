@@ -4,7 +4,6 @@ a clip and sees its result; Ctrl-C stops it with nothing left behind."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import psutil
 import pytest
 
 from tests.conftest import ROOT, free_port, screenshots
+from tests.webutil import sign_in_with_browser
 
 pytestmark = pytest.mark.slow
 
@@ -47,14 +47,7 @@ def test_the_stack_runs_an_analysis_and_stops_cleanly(tmp_path, smtp_sink, deriv
         assert len(parts) >= 4  # server, web app, worker, and their own children
         assert {part.cwd() for part in parts} == {str(clone)}  # every part runs the clone's code
 
-        page.goto(f"{base}/signin")
-        page.fill("#email", "dev@example.com")
-        sent = len(smtp_sink.messages)
-        page.click("text=Email me a code")
-        page.wait_for_selector("#code-form:not([hidden])")
-        page.fill("#code", re.search(r"\b(\d{6})\b", smtp_sink.messages[sent]["Subject"]).group(1))
-        page.click("#code-form button")
-        page.wait_for_url(f"{base}/")
+        sign_in_with_browser(page, base, smtp_sink, "dev@example.com")
         page.set_input_files("#file", str(derived["short"]))
         page.click("#analyse")
         page.wait_for_selector("#results:not([hidden])", timeout=300_000)

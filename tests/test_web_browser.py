@@ -15,7 +15,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import ARTIFACTS, INDOOR, PISTE, free_port, screenshots
-from tests.webutil import mail_text
+from tests.webutil import mail_text, sign_in_with_browser
 
 pytestmark = pytest.mark.slow
 
@@ -169,14 +169,7 @@ def test_a_partner_owner_edits_their_site_settings(served_app, smtp_sink, browse
     ])
     assert result.exit_code == 0, result.output
     page = browser_page
-    page.goto(f"{base}/signin?next=/partners")
-    page.fill("#email", "owner@alpine.example")
-    sent = len(smtp_sink.messages)
-    page.click("text=Email me a code")
-    page.wait_for_selector("#code-form:not([hidden])")
-    page.fill("#code", re.search(r"\b(\d{6})\b", smtp_sink.messages[sent]["Subject"]).group(1))
-    page.click("#code-form button")
-    page.wait_for_url(f"{base}/partners")
+    sign_in_with_browser(page, base, smtp_sink, "owner@alpine.example", then="/partners")
 
     form = page.locator("form.partner")
     assert 'data-partner="alpine-school"' in form.locator(".snippet").input_value()

@@ -51,3 +51,15 @@ def read_flow_run(flow_run_id: str):
 def mail_text(message) -> str:
     """The decoded text of a message the SMTP sink received."""
     return message.get_payload(decode=True).decode().replace("\r\n", "\n")
+
+
+def sign_in_with_browser(page, base: str, smtp_sink, email: str, then: str = "/") -> None:
+    """Sign in on the sign-in page with the code read from the SMTP sink; waits for `then`."""
+    page.goto(f"{base}/signin?next={then}")
+    page.fill("#email", email)
+    sent = len(smtp_sink.messages)
+    page.click("text=Email me a code")
+    page.wait_for_selector("#code-form:not([hidden])")
+    page.fill("#code", re.search(r"\b(\d{6})\b", smtp_sink.messages[sent]["Subject"]).group(1))
+    page.click("#code-form button")
+    page.wait_for_url(f"{base}{then}")

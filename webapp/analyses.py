@@ -159,12 +159,7 @@ def get_turns(analysis_id: str):
 @login_required
 def download(analysis_id: str, kind: str):
     """A short-lived link to one of the analysis's outputs."""
-    analysis = _own_analysis(analysis_id)
-    artifact = next((a for a in analysis.artifacts if a.kind == kind), None)
-    if artifact is None:
-        abort(404, "This analysis has no such output.")
-    ttl = current_app.config["DOWNLOAD_URL_TTL_S"]
-    return jsonify(url=storage().presign_download(artifact.key, ttl), expires_in=ttl, size=artifact.size)
+    return download_link(_own_analysis(analysis_id), kind)
 
 
 @bp.delete("/<analysis_id>")
@@ -180,6 +175,15 @@ def delete_analysis(analysis_id: str):
     db.session.delete(analysis)
     db.session.commit()
     return "", 204
+
+
+def download_link(analysis: Analysis, kind: str):
+    """The answer with a short-lived link to the analysis's output of `kind`; 404 without one."""
+    artifact = next((a for a in analysis.artifacts if a.kind == kind), None)
+    if artifact is None:
+        abort(404, "This analysis has no such output.")
+    ttl = current_app.config["DOWNLOAD_URL_TTL_S"]
+    return jsonify(url=storage().presign_download(artifact.key, ttl), expires_in=ttl, size=artifact.size)
 
 
 def run_again(analysis: Analysis) -> None:

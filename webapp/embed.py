@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, url_for
 from sqlalchemy import select, update
 
-from webapp.analyses import check_upload, clip_request, new_analysis, run_again
+from webapp.analyses import check_upload, clip_request, download_link, new_analysis, run_again
 from webapp.auth import email_from
 from webapp.db import db
 from webapp.limits import enforce_limits
@@ -211,12 +211,7 @@ def results(token: str):
 @bp.get("/results/<token>/download/<kind>")
 def download(token: str, kind: str):
     """A short-lived link to one of the analysis's outputs."""
-    analysis = analysis_for_results_token(token)
-    artifact = next((a for a in analysis.artifacts if a.kind == kind), None)
-    if artifact is None:
-        abort(404, "This analysis has no such output.")
-    ttl = current_app.config["DOWNLOAD_URL_TTL_S"]
-    return jsonify(url=storage().presign_download(artifact.key, ttl), expires_in=ttl, size=artifact.size)
+    return download_link(analysis_for_results_token(token), kind)
 
 
 def analysis_for_results_token(token: str) -> Analysis:
