@@ -86,10 +86,8 @@ def verify_code():
         left = current_app.config["LOGIN_CODE_MAX_TRIES"] - pending.attempts
         abort(400, f"Wrong code. {left} tries left." if left else "Wrong code. Request a new one.")
 
-    user = db.session.scalar(select(User).where(User.email == email)) or User(email=email)
+    user = user_for_email(email)
     user.last_login_at = pending.used_at = utcnow()
-    db.session.add(user)
-    db.session.flush()
     pending.user_id = user.id
     db.session.commit()
 
@@ -164,6 +162,16 @@ def _hash_code(email: str, code: str) -> str:
     # Keyed with the app secret: a leaked table alone does not let anyone try all 10^6 codes.
     key = current_app.config["SECRET_KEY"].encode()
     return hmac.new(key, f"{email}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def user_for_email(email: str) -> User:
+    """The user with this (normalised) email, added now if there is none (not committed)."""
+    user = db.session.scalar(select(User).where(User.email == email))
+    if user is None:
+        user = User(email=email)
+        db.session.add(user)
+        db.session.flush()
+    return user
 
 
 def email_from(payload) -> str:

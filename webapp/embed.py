@@ -16,11 +16,11 @@ from flask import Blueprint, abort, current_app, g, jsonify, render_template, re
 from sqlalchemy import select, update
 
 from webapp.analyses import check_upload, clip_request, download_link, new_analysis, run_again
-from webapp.auth import email_from
+from webapp.auth import email_from, user_for_email
 from webapp.db import db
 from webapp.limits import enforce_limits
 from webapp.mail import send_mail
-from webapp.models import Analysis, AnalysisStatus, EmbedToken, Partner, User, utcnow
+from webapp.models import Analysis, AnalysisStatus, EmbedToken, Partner, utcnow
 from webapp.orchestration import OrchestrationError, refresh_status, start_analysis
 from webapp.partners import origin_allowed
 from webapp.storage import storage
@@ -96,10 +96,7 @@ def submit(slug: str):
     clip = clip_request(payload, _max_upload_bytes(partner), partner.max_trim_s)
     hint = _skier_hint(payload.get("skier_hint"))
 
-    user = db.session.scalar(select(User).where(User.email == email)) or User(email=email)
-    db.session.add(user)
-    db.session.flush()
-    analysis = new_analysis(user, clip, partner_id=partner.id, skier_hint=hint)
+    analysis = new_analysis(user_for_email(email), clip, partner_id=partner.id, skier_hint=hint)
     link_expiry = settings["UPLOAD_URL_TTL_S"] + settings["UPLOAD_GRACE_S"]
     db.session.add(EmbedToken(
         partner_id=partner.id, analysis_id=analysis.id, email=email, client_ip=client,

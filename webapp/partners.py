@@ -11,9 +11,9 @@ from flask import Blueprint, abort, jsonify, request
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from webapp.auth import current_user, login_required
+from webapp.auth import current_user, login_required, user_for_email
 from webapp.db import db
-from webapp.models import Analysis, AnalysisStatus, Partner, User
+from webapp.models import Analysis, AnalysisStatus, Partner
 
 bp = Blueprint("partners", __name__, url_prefix="/api/partners")
 cli = AppGroup("partners", help="Create, change and list partners.")
@@ -133,10 +133,7 @@ def create(slug, name, domains, owner, max_upload_mb, max_trim_s):
     if db.session.scalar(select(Partner).where(Partner.slug == slug)):
         raise click.ClickException(f"Partner {slug} already exists.")
     email = owner.strip().lower()
-    user = db.session.scalar(select(User).where(User.email == email)) or User(email=email)
-    db.session.add(user)
-    db.session.flush()
-    partner = Partner(slug=slug, owner_user_id=user.id)
+    partner = Partner(slug=slug, owner_user_id=user_for_email(email).id)
     _apply_or_fail(partner, name, domains, max_upload_mb, max_trim_s)
     db.session.add(partner)
     db.session.commit()
