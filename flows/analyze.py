@@ -112,6 +112,7 @@ def analyze_video(
         if scratch and output_location and is_remote(output_location):
             # Uploaded; a failed run keeps its files instead, for a rerun to resume from.
             shutil.rmtree(out_dir, ignore_errors=True)
+    steps.summarise(results, output_location or out_dir)
     return results
 
 

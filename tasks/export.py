@@ -124,7 +124,7 @@ def build_results(
     }
 
 
-def summary_markdown(results: dict[str, Any], out_dir: str) -> str:
+def summary_markdown(results: dict[str, Any], outputs_at: str) -> str:
     """A short report of an analysis for the Prefect UI: outcome, coverage, turns, outputs."""
     skier, pose = results["skier"], results["pose"]
     lines = [
@@ -150,7 +150,7 @@ def summary_markdown(results: dict[str, Any], out_dir: str) -> str:
             for t in metrics["turns"]
         ]
     lines += ["", *(f"- Warning: {warning}" for warning in results["warnings"])]
-    lines += ["", f"Outputs in `{out_dir}`: " + ", ".join(f"`{name}`" for name in results["outputs"].values())]
+    lines += ["", f"Outputs in `{outputs_at}`: " + ", ".join(f"`{name}`" for name in results["outputs"].values())]
     return "\n".join(lines)
 
 

@@ -106,9 +106,6 @@ def export(
         write_turns_csv(out / "turns.csv", found)
         plot_metrics(smoothed.times_s, found, out / "metrics.png")
     write_json(out / "results.json", results)
-    create_markdown_artifact(
-        key="analysis-summary", markdown=summary_markdown(results, out_dir), description="Analysis summary"
-    )
     return results
 
 
@@ -123,3 +120,10 @@ def fetch(location: str, out_dir: str) -> str:
 def publish(web_app: WebAppClient, results: dict, out_dir: str, key_prefix: str, location: str) -> None:
     """Hand the outputs, turns, scores and outcome to the web app."""
     web_app.publish(results, out_dir, key_prefix, location)
+
+
+def summarise(results: dict, outputs_at: str) -> None:
+    """The run's summary for the Prefect UI: outcome, coverage, turns, where the outputs are."""
+    create_markdown_artifact(
+        key="analysis-summary", markdown=summary_markdown(results, outputs_at), description="Analysis summary"
+    )

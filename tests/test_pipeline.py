@@ -119,7 +119,7 @@ def test_the_prefect_ui_gets_a_summary_artifact(analyses):
     import asyncio
 
     summaries = [a for a in asyncio.run(latest_summary()) if a.key == "analysis-summary"]
-    assert summaries and "Skier tracked in" in summaries[0].data
+    assert summaries and "Skier tracked in" in summaries[0].data and "Outputs in `" in summaries[0].data
 
 
 def test_a_rotated_clip_is_analysed_upright(derived, tmp_path):
