@@ -164,3 +164,32 @@ def test_the_last_known_status_stands_when_prefect_is_unreachable(app, signed_in
                                  headers=write_headers(signed_in))
     assert confirm.status_code == 503 and "not reachable" in confirm.json["error"]["message"]
     assert signed_in.get(f"/api/analyses/{refused.json['analysis']['id']}").json["analysis"]["status"] == "awaiting_upload"
+
+
+def test_a_state_read_from_prefect_never_overwrites_what_the_flow_reported_meanwhile(app):
+    from sqlalchemy import update
+
+    from webapp.db import db
+    from webapp.models import Analysis, User
+    from webapp.orchestration import apply_flow_run_state
+
+    with app.app_context():
+        user = User(email="race@example.com")
+        db.session.add(user)
+        db.session.flush()
+        analysis = Analysis(user_id=user.id, status="processing", input_key="uploads/x/input.mp4", flow_run_id="x")
+        db.session.add(analysis)
+        db.session.commit()
+        assert analysis.status == "processing"  # what this request read
+        # The flow's failure report, committed by another request in the meantime.
+        with db.engine.begin() as other:
+            other.execute(update(Analysis.__table__).where(Analysis.__table__.c.id == analysis.id)
+                          .values(status="failed", error="This file is a still image, not a video."))
+        assert apply_flow_run_state(analysis, "FAILED") is False
+        assert (analysis.status, analysis.error) == ("failed", "This file is a still image, not a video.")
+
+        lost = Analysis(user_id=user.id, status="processing", input_key="uploads/y/input.mp4", flow_run_id="y")
+        db.session.add(lost)
+        db.session.commit()
+        assert apply_flow_run_state(lost, "CRASHED") is True
+        assert (lost.status, lost.error) == ("failed", "The analysis stopped unexpectedly. Please try again.")

@@ -8,6 +8,8 @@ import logging
 
 from flask import current_app
 
+from sqlalchemy import func, update
+
 from webapp.db import db
 from webapp.models import Analysis, AnalysisStatus
 from webapp.notifications import notify_outcome
@@ -82,6 +84,7 @@ _STATUS_OF_STATE = {
     "FAILED": AnalysisStatus.FAILED,
     "CRASHED": AnalysisStatus.FAILED,
 }
+_STOPPED = "The analysis stopped unexpectedly. Please try again."
 _STATE_TIMEOUT_S = 2.0
 _RETRY_TIMEOUT_S = 5.0
 _RUNS_PER_READ = 200
@@ -109,12 +112,18 @@ def apply_flow_run_state(analysis: Analysis, state: str | None) -> bool:
         return False
     if status == AnalysisStatus.QUEUED and analysis.status == AnalysisStatus.PROCESSING:
         return False
-    analysis.status = status
-    if status == AnalysisStatus.FAILED and not analysis.error:
-        analysis.error = "The analysis stopped unexpectedly. Please try again."
+    # Compare and set: a report the flow made since this analysis was read wins.
+    error = func.coalesce(Analysis.error, _STOPPED) if status == AnalysisStatus.FAILED else Analysis.error
+    changed = db.session.execute(
+        update(Analysis)
+        .where(Analysis.id == analysis.id, Analysis.status == analysis.status)
+        .values(status=status, error=error)
+    ).rowcount
     db.session.commit()
-    notify_outcome(analysis)
-    return True
+    db.session.refresh(analysis)
+    if changed:
+        notify_outcome(analysis)
+    return bool(changed)
 
 
 def reopen(analysis: Analysis, status: str) -> None:
