@@ -41,12 +41,7 @@ def expire_unconfirmed_uploads() -> int:
     stale = db.session.scalars(
         select(Analysis).where(Analysis.status == AnalysisStatus.AWAITING_UPLOAD, Analysis.created_at < cutoff)
     ).all()
-    store = storage()
-    for analysis in stale:
-        store.delete_prefix(f"uploads/{analysis.id}")
-        db.session.delete(analysis)
-    db.session.commit()
-    return len(stale)
+    return _delete_with_clips(stale)
 
 
 def expire_embed_tokens() -> int:
@@ -55,12 +50,17 @@ def expire_embed_tokens() -> int:
         select(Analysis).join(EmbedToken, EmbedToken.analysis_id == Analysis.id)
         .where(EmbedToken.confirmed_at.is_(None), EmbedToken.expires_at < utcnow())
     ).all()
+    return _delete_with_clips(stale)
+
+
+def _delete_with_clips(analyses: list[Analysis]) -> int:
+    """Delete analyses that never started, with their uploaded clips; returns how many."""
     store = storage()
-    for analysis in stale:
+    for analysis in analyses:
         store.delete_prefix(f"uploads/{analysis.id}")
         db.session.delete(analysis)
     db.session.commit()
-    return len(stale)
+    return len(analyses)
 
 
 def remove_orphaned_objects() -> int:

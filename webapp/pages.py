@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 
 from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, url_for
@@ -10,6 +12,18 @@ from webapp.auth import current_user
 from webapp.embed import analysis_for_results_token, frame_ancestors
 
 bp = Blueprint("pages", __name__)
+
+
+def signed_in_page(view: Callable) -> Callable:
+    """Send visitors who are not signed in to the sign-in page, and back here after."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_user() is None:
+            return redirect(url_for("pages.signin", next=request.path))
+        return view(*args, **kwargs)
+
+    return wrapped
 
 
 @bp.get("/")
@@ -23,16 +37,14 @@ def signin():
 
 
 @bp.get("/analyses")
+@signed_in_page
 def analyses():
-    if current_user() is None:
-        return redirect(url_for("pages.signin", next=request.path))
     return render_template("analyses.html")
 
 
 @bp.get("/analyses/<analysis_id>")
+@signed_in_page
 def analysis(analysis_id: str):
-    if current_user() is None:
-        return redirect(url_for("pages.signin", next=request.path))
     return render_template("analysis.html", api=url_for("analyses.get_analysis", analysis_id=analysis_id), owner=True)
 
 
@@ -46,10 +58,9 @@ def results(token: str):
 
 
 @bp.get("/partners")
+@signed_in_page
 def partners():
     """The owner's page for their partners: settings and the embed snippet."""
-    if current_user() is None:
-        return redirect(url_for("pages.signin", next=request.path))
     return render_template("partners.html")
 
 
