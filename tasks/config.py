@@ -46,6 +46,8 @@ class TrackingConfig(_Section):
     batch_size: int = Field(ge=1, le=256)
     decode_max_side: int = Field(ge=64)
     read_ahead_frames: int = Field(ge=1)
+    detection_fps: float = Field(ge=0)
+    threads: int = Field(ge=0)
     confidence: float = Field(gt=0, lt=1)
     min_tracked_fraction: float = Field(ge=0, le=1)
     stitch_max_gap_s: float = Field(ge=0)
@@ -100,6 +102,7 @@ class RenderConfig(_Section):
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
     ]
+    x264_params: str = Field(default="", pattern=r"^([a-z0-9-]+=[^:=]+(:[a-z0-9-]+=[^:=]+)*)?$")
     min_visibility: float = Field(ge=0, le=1)
 
 

@@ -54,7 +54,10 @@ def render_overlay(
         stream = output.add_stream("libx264", rate=rate)
         stream.width, stream.height = info.width + info.width % 2, info.height + info.height % 2
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(config.crf), "preset": config.preset}
+        options = {"crf": str(config.crf), "preset": config.preset}
+        if config.x264_params:
+            options["x264-params"] = config.x264_params
+        stream.options = options
         for frame in iter_frames(info):
             image = _pad_even(frame.image)
             draw_overlay(image, boxes[frame.index], pose, frame.index, config.min_visibility, own_sides[frame.index])

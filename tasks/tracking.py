@@ -54,6 +54,19 @@ class Detections:
     def track_ids(self) -> list[int]:
         return sorted({int(t) for t in self.track_id} - {UNTRACKED})
 
+    def table(self) -> np.ndarray:
+        """One row per detection: `frame, track_id, x1, y1, x2, y2, confidence`."""
+        return np.column_stack([self.frame, self.track_id, self.boxes, self.confidence]).astype(np.float64)
+
+    @classmethod
+    def from_table(cls, table: np.ndarray, frame_count: int, fps: float, width: int, height: int) -> Detections:
+        """Detections from rows laid out as `table()` gives them."""
+        table = table.reshape(-1, 7)
+        return cls(
+            frame=table[:, 0].astype(np.int64), track_id=table[:, 1].astype(np.int64), boxes=table[:, 2:6],
+            confidence=table[:, 6], frame_count=frame_count, fps=fps, width=width, height=height,
+        )
+
 
 @dataclass(frozen=True)
 class SkierTrack:
@@ -96,7 +109,10 @@ def detect_and_track(
     device: str,
     on_progress: ProgressCallback | None = None,
 ) -> Detections:
-    """Run the YOLO person detector with the BoT-SORT tracker over the trim window, frame by frame.
+    """Run the YOLO person detector with the BoT-SORT tracker over the trim window.
+
+    The detector sees about `config.detection_fps` frames a second; each track's box is
+    interpolated in the frames between.
 
     Args:
         info: The probed clip.
@@ -108,12 +124,14 @@ def detect_and_track(
     Returns:
         Every tracked person box, in full-frame pixels.
     """
-    batches = _batches(iter_frames(info, max_side=config.decode_max_side, depth=config.read_ahead_frames), config.batch_size)
+    stride = detection_stride(info.fps, config.detection_fps)
+    frames = iter_frames(info, max_side=config.decode_max_side, depth=config.read_ahead_frames, step=stride)
+    batches = _batches(frames, config.batch_size)
     # Taking the first batch starts decoding on its own thread, which runs ahead while the
     # detector loads (seconds of imports on one core).
     first = next(batches, [])
-    model = _load_detector(model_path)
-    tracker = _load_tracker(config.tracker_path)
+    model = _load_detector(model_path, config.threads)
+    tracker = _load_tracker(config.tracker_path, stride)
     rows: list[np.ndarray] = []
     for batch in itertools.chain([first] if first else [], batches):
         results = model.predict(
@@ -131,18 +149,10 @@ def detect_and_track(
                 np.column_stack([np.full(len(found), frame.index), track_ids, found.xyxy * scale, found.conf])
             )
         if on_progress:
-            on_progress(batch[-1].index + 1)
-    table = np.concatenate(rows).reshape(-1, 7) if rows else np.empty((0, 7))
-    return Detections(
-        frame=table[:, 0].astype(np.int64),
-        track_id=table[:, 1].astype(np.int64),
-        boxes=table[:, 2:6],
-        confidence=table[:, 6],
-        frame_count=info.frames_in_trim,
-        fps=info.fps,
-        width=info.width,
-        height=info.height,
-    )
+            on_progress(min(batch[-1].index + stride, info.frames_in_trim))
+    table = np.concatenate(rows) if rows else np.empty((0, 7))
+    found = Detections.from_table(table, info.frames_in_trim, info.fps, info.width, info.height)
+    return fill_skipped_frames(found, stride)
 
 
 def select_skier(
@@ -207,21 +217,58 @@ def _batches(frames: Iterator[VideoFrame], size: int) -> Iterator[list[VideoFram
         yield batch
 
 
-def _load_tracker(path: Path):
+def detection_stride(fps: float, detection_fps: float) -> int:
+    """How many frames apart the detector runs to run about `detection_fps` times a second
+    (every frame when `detection_fps` is 0 or above the clip's rate)."""
+    if detection_fps <= 0:
+        return 1
+    return max(1, round(fps / detection_fps))
+
+
+def fill_skipped_frames(detections: Detections, stride: int) -> Detections:
+    """Add each track's box, linearly interpolated, in the frames the detector skipped.
+
+    Only gaps of at most `stride` frames are filled, so a track that was really lost stays
+    lost; untracked detections are left as they are.
+    """
+    if stride == 1:
+        return detections
+    table = detections.table()
+    filled = [table]
+    for track_id in detections.track_ids():
+        rows = table[table[:, 1] == track_id]
+        rows = rows[np.argsort(rows[:, 0])]
+        for before, after in zip(rows[:-1], rows[1:]):
+            gap = int(after[0] - before[0])
+            if 1 < gap <= stride:
+                weights = np.arange(1, gap)[:, None] / gap
+                filled.append(before + weights * (after - before))
+    table = np.concatenate(filled)
+    table = table[np.argsort(table[:, 0], kind="stable")]
+    return Detections.from_table(table, detections.frame_count, detections.fps, detections.width, detections.height)
+
+
+def _load_tracker(path: Path, stride: int):
     from ultralytics.trackers.bot_sort import BOTSORT
     from ultralytics.utils import IterableSimpleNamespace, YAML
 
-    return BOTSORT(args=IterableSimpleNamespace(**YAML.load(path)))
+    args = YAML.load(path)
+    # The tracker keeps a lost track for `track_buffer` updates; counted in frames of the clip.
+    args["track_buffer"] = max(1, round(args["track_buffer"] / stride))
+    return BOTSORT(args=IterableSimpleNamespace(**args))
 
 
-def _load_detector(model_path: Path):
+def _load_detector(model_path: Path, threads: int):
     # Ultralytics otherwise probes the network, may pip-install packages and writes settings
     # to the home folder; all three must stay off on workers without internet.
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
     os.environ.setdefault("YOLO_VERBOSE", "False")
+    import torch
     from ultralytics import YOLO
 
+    # Importing Ultralytics limits PyTorch to one thread (OMP_NUM_THREADS=1).
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     return YOLO(str(model_path), task="detect")
 
 

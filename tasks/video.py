@@ -159,7 +159,12 @@ def probe_video(
 
 
 def iter_frames(
-    info: VideoInfo, *, max_side: int | None = None, pixel_format: str = "bgr24", depth: int = _READ_AHEAD_FRAMES
+    info: VideoInfo,
+    *,
+    max_side: int | None = None,
+    pixel_format: str = "bgr24",
+    depth: int = _READ_AHEAD_FRAMES,
+    step: int = 1,
 ) -> Iterator[VideoFrame]:
     """Decode the frames of the trim window one at a time, upright.
 
@@ -171,11 +176,13 @@ def iter_frames(
         max_side: When set, frames are scaled down (never up) so the long side fits.
         pixel_format: Any PyAV pixel format with packed channels, e.g. `bgr24` or `rgb24`.
         depth: How many frames decoding may run ahead.
+        step: Yield only every `step`-th frame (indices 0, step, 2 x step, ...) and the last;
+            the others are decoded, as H.264 needs them, but not converted or queued.
 
     Yields:
         Frames in presentation order, indexed from the start of the window.
     """
-    return read_ahead(_decode(info, max_side, pixel_format), depth)
+    return read_ahead(_decode(info, max_side, pixel_format, step), depth)
 
 
 def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
@@ -220,7 +227,7 @@ def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
         producer.join()
 
 
-def _decode(info: VideoInfo, max_side: int | None, pixel_format: str) -> Iterator[VideoFrame]:
+def _decode(info: VideoInfo, max_side: int | None, pixel_format: str, step: int) -> Iterator[VideoFrame]:
     scale = 1.0 if max_side is None else min(1.0, max_side / max(info.width, info.height))
     with av.open(info.path) as container:
         stream = container.streams.video[0]
@@ -237,7 +244,8 @@ def _decode(info: VideoInfo, max_side: int | None, pixel_format: str) -> Iterato
                 continue
             if time_s >= info.trim_end_s - _TIME_EPSILON_S or index >= info.frames_in_trim:
                 break
-            yield VideoFrame(index, round(time_s, 6), _to_upright_array(frame, info.rotation, scale, pixel_format))
+            if index % step == 0 or index == info.frames_in_trim - 1:
+                yield VideoFrame(index, round(time_s, 6), _to_upright_array(frame, info.rotation, scale, pixel_format))
             index += 1
 
 

@@ -34,6 +34,8 @@ def test_models_dir_follows_the_environment(monkeypatch, tmp_path):
         ({"device": "tpu"}, "device"),
         ({"tracking": {"unknown": 1}}, "tracking.unknown"),
         ({"smoothing": {"max_gap_s": -1}}, "smoothing.max_gap_s"),
+        ({"render": {"x264_params": "cabac"}}, "render.x264_params"),
+        ({"tracking": {"detection_fps": -5}}, "tracking.detection_fps"),
     ],
 )
 def test_bad_values_are_named(overrides, message):

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from tasks.config import load_config
-from tasks.tracking import UNTRACKED, Detections, SkierHint, box_iou, select_skier
+from tasks.tracking import (
+    UNTRACKED,
+    Detections,
+    SkierHint,
+    box_iou,
+    detection_stride,
+    fill_skipped_frames,
+    select_skier,
+)
 
 CONFIG = load_config().tracking
 FPS, WIDTH, HEIGHT = 25.0, 1920, 1080
@@ -13,11 +21,7 @@ FPS, WIDTH, HEIGHT = 25.0, 1920, 1080
 def detections(tracks: dict[int, list[tuple[int, tuple[float, float, float, float]]]], frames: int = 50) -> Detections:
     """Build detections from {track_id: [(frame, box), ...]}."""
     rows = [(f, tid, *box, 0.8) for tid, items in tracks.items() for f, box in items]
-    table = np.asarray(rows, dtype=np.float64).reshape(-1, 7)
-    return Detections(
-        frame=table[:, 0].astype(int), track_id=table[:, 1].astype(int), boxes=table[:, 2:6],
-        confidence=table[:, 6], frame_count=frames, fps=FPS, width=WIDTH, height=HEIGHT,
-    )
+    return Detections.from_table(np.asarray(rows, dtype=np.float64), frames, FPS, WIDTH, HEIGHT)
 
 
 def moving(box, frames, dx=0.0):
@@ -101,3 +105,27 @@ def test_nobody_detected_gives_an_empty_track():
 )
 def test_box_iou(box, expected):
     assert box_iou(np.array([0, 0, 10, 10.0]), np.array([box], dtype=float))[0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("fps", "detection_fps", "stride"),
+    [(30, 15, 2), (29.97, 15, 2), (60, 15, 4), (25, 15, 2), (20, 15, 1), (10, 15, 1), (30, 0, 1), (240, 30, 8)],
+)
+def test_detection_stride(fps, detection_fps, stride):
+    assert detection_stride(fps, detection_fps) == stride
+
+
+def test_skipped_frames_are_interpolated_along_each_track():
+    found = detections({1: moving(SKIER, range(0, 50, 2), dx=4), 2: moving(PASSER, [0, 2, 10, 12])})
+    filled = fill_skipped_frames(found, stride=2)
+    skier = filled.track_id == 1
+    assert filled.frame[skier].tolist() == list(range(49))
+    np.testing.assert_allclose(filled.boxes[skier], np.asarray([box for _, box in moving(SKIER, range(49), dx=4)]))
+    # A gap longer than the stride is a lost track, not a skipped frame.
+    assert filled.frame[filled.track_id == 2].tolist() == [0, 1, 2, 10, 11, 12]
+    assert np.all(np.diff(filled.frame) >= 0)
+
+
+def test_untracked_detections_are_not_interpolated():
+    found = detections({UNTRACKED: moving(PASSER, [0, 2, 4])})
+    assert fill_skipped_frames(found, stride=2).frame.tolist() == [0, 2, 4]

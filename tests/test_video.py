@@ -67,6 +67,17 @@ def test_trim_window_selects_its_frames(media):
     assert frames[-1].time_s < 3.0
 
 
+@pytest.mark.parametrize(("step", "indices"), [(1, list(range(30))), (4, [0, 4, 8, 12, 16, 20, 24, 28, 29])])
+def test_every_nth_frame_and_the_last(media, step, indices):
+    info = probe_video(media / "indoor_carpet_front.mp4", 2.0, 3.0)
+    every = {frame.index: frame for frame in iter_frames(info)}
+    chosen = list(iter_frames(info, step=step))
+    assert [frame.index for frame in chosen] == indices
+    for frame in chosen:
+        assert frame.time_s == every[frame.index].time_s
+        np.testing.assert_array_equal(frame.image, every[frame.index].image)
+
+
 def test_frames_can_be_scaled_down(media):
     info = probe_video(media / "piste_followcam.mp4", 0, 1)
     frame = next(iter_frames(info, max_side=640))
