@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -231,7 +232,10 @@ def _decode(info: VideoInfo, max_side: int | None, pixel_format: str, step: int)
     scale = 1.0 if max_side is None else min(1.0, max_side / max(info.width, info.height))
     with av.open(info.path) as container:
         stream = container.streams.video[0]
+        # Whoever reads the frames keeps a core busy; more decoder threads than the cores
+        # left over only add overhead (a sixth more work at 1080p on two cores).
         stream.thread_type = "AUTO"
+        stream.thread_count = max(1, (os.cpu_count() or 1) - 1)
         start_time = stream.start_time or 0
         if info.trim_start_s > 0:
             container.seek(int((info.trim_start_s) / stream.time_base) + start_time, stream=stream)
