@@ -109,12 +109,17 @@ def main() -> None:
     rows = []
     for name, seconds in RUNS:
         command = [sys.executable, __file__, "--device", args.device, "--one", str(args.media / name), str(seconds or "all")]
-        runs = [
-            json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-            for _ in range(max(1, args.repeat))
-        ]
+        runs = [run_one(command) for _ in range(max(1, args.repeat))]
         rows.append(min(runs, key=lambda row: sum(row["timings"].values())))
     print_table(rows)
+
+
+def run_one(command: list[str]) -> dict:
+    """One measurement in a fresh process; its error output is shown if it fails."""
+    finished = subprocess.run(command, capture_output=True, text=True)
+    if finished.returncode:
+        sys.exit(f"{' '.join(command)} failed:\n{finished.stderr[-3000:]}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
