@@ -159,7 +159,7 @@ def chunk_frames(frames: int, fps: float, config: PoseConfig) -> int:
 def _crop_chunks(
     info: VideoInfo, windows: np.ndarray, config: PoseConfig, pose: PoseSequence, progress: _Progress
 ) -> Iterator[list[_Crop]]:
-    """Crops of consecutive frames with a window, `config.chunk_s` seconds at a time."""
+    """Crops of consecutive frames with a window, in chunks of `chunk_frames` frames."""
     size = chunk_frames(info.frames_in_trim, info.fps, config)
     chunk: list[_Crop] = []
     for frame in iter_frames(info, pixel_format="rgb24"):

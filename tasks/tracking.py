@@ -253,7 +253,8 @@ def _load_tracker(path: Path, stride: int):
     from ultralytics.utils import IterableSimpleNamespace, YAML
 
     args = YAML.load(path)
-    # The tracker keeps a lost track for `track_buffer` updates; counted in frames of the clip.
+    # A lost track is kept for `track_buffer` tracker updates; the file means frames of the
+    # clip, and the tracker is updated only in every `stride`-th.
     args["track_buffer"] = max(1, round(args["track_buffer"] / stride))
     return BOTSORT(args=IterableSimpleNamespace(**args))
 
