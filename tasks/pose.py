@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 from collections.abc import Iterator
@@ -148,19 +147,11 @@ class _Progress:
             self._callback(self._reported)
 
 
-def chunk_frames(frames: int, fps: float, config: PoseConfig) -> int:
-    """Frames per chunk: at most `config.chunk_s` seconds, evened out so that every worker
-    gets the same number of chunks (a short clip would otherwise leave one worker idle)."""
-    longest = max(1, round(config.chunk_s * fps))
-    chunks = config.workers * max(1, math.ceil(frames / (longest * config.workers)))
-    return max(1, math.ceil(frames / chunks))
-
-
 def _crop_chunks(
     info: VideoInfo, windows: np.ndarray, config: PoseConfig, pose: PoseSequence, progress: _Progress
 ) -> Iterator[list[_Crop]]:
-    """Crops of consecutive frames with a window, in chunks of `chunk_frames` frames."""
-    size = chunk_frames(info.frames_in_trim, info.fps, config)
+    """Crops of consecutive frames with a window, `config.chunk_s` seconds at a time."""
+    size = max(1, round(config.chunk_s * info.fps))
     chunk: list[_Crop] = []
     for frame in iter_frames(info, pixel_format="rgb24"):
         pose.times_s[frame.index] = frame.time_s

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tasks.config import load_config
-from tasks.pose import chunk_frames, crop_windows, fill_short_gaps, runs_of, square_crop
+from tasks.pose import crop_windows, fill_short_gaps, runs_of, square_crop
 
 NAN = np.nan
 
@@ -33,22 +33,6 @@ def test_runs_of(mask, runs):
 def test_fill_short_gaps(values, max_gap, expected):
     filled = fill_short_gaps(np.array(values, dtype=float)[:, None], max_gap)[:, 0]
     np.testing.assert_allclose(filled, expected)
-
-
-@pytest.mark.parametrize(
-    ("frames", "workers", "size"),
-    [
-        (151, 2, 38),  # 4 chunks: 2 each, instead of 60 + 31 frames for one worker and 60 for the other
-        (120, 2, 60),
-        (3000, 2, 60),
-        (10, 2, 5),
-        (151, 1, 51),
-        (1, 4, 1),
-    ],
-)
-def test_chunks_are_at_most_chunk_s_and_even_out_across_workers(frames, workers, size):
-    config = load_config(overrides={"pose": {"workers": workers, "chunk_s": 2.0}}).pose
-    assert chunk_frames(frames, 30.0, config) == size
 
 
 def test_crop_windows_are_square_padded_and_bridge_short_gaps():
