@@ -117,10 +117,19 @@ def _print_summary(results: dict, out_dir: Path, flow_run_id) -> None:
         console.print(f"[yellow]Outcome: {results['outcome']}[/yellow]")
     if results.get("metrics"):
         _print_turns(results["metrics"])
-    console.print(f"Flow run {flow_run_id}: browse it with `prefect server start`.")
+    console.print(f"Flow run {flow_run_id}: {_flow_run_link(flow_run_id)}", soft_wrap=True)
     print(f"Outputs in {out_dir}:")
     for name in ["results.json", *(v for k, v in results["outputs"].items() if k != "results_json")]:
         print(f"  {out_dir / name}")
+
+
+def _flow_run_link(flow_run_id) -> str:
+    from prefect.settings import get_current_settings
+
+    ui_url = get_current_settings().ui_url
+    if ui_url:
+        return f"{ui_url}/runs/flow-run/{flow_run_id}"
+    return "browse it with `prefect server start`."
 
 
 def _print_turns(metrics: dict) -> None:

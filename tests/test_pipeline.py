@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from uuid import UUID
 
 import av
 import numpy as np
@@ -171,9 +173,9 @@ def test_a_retried_flow_resumes_after_the_last_completed_step(derived, tmp_path,
     assert calls == {"track": 1, "pose": 1, "render": 2}
 
 
-def _poser(*args: str) -> subprocess.CompletedProcess:
+def _poser(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     command = [str(Path(sys.executable).with_name("poser")), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
 
 
 def test_the_cli_analyses_a_trimmed_window(media, tmp_path):
@@ -184,6 +186,21 @@ def test_the_cli_analyses_a_trimmed_window(media, tmp_path):
     assert results["input"]["frames_in_trim"] == 30
     assert results["frames"][0]["time_s"] == pytest.approx(2.0, abs=0.04)
     assert "Device: cpu" in done.stderr
+
+
+def test_the_cli_uses_a_running_prefect_server_and_links_to_the_run(prefect_server, media, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    done = _poser(
+        "analyze", str(media / "indoor_carpet_front.mp4"), "--trim-start", "2", "--trim-end", "3",
+        "--out", str(tmp_path), env={"PREFECT_API_URL": PREFECT_API_URL.value()},
+    )
+    assert done.returncode == 0, done.stderr
+    link = re.search(r"Flow run \S+: (http://\S+)/runs/flow-run/([0-9a-f-]{36})\n", done.stderr)
+    assert link and link[1] == PREFECT_API_URL.value().removesuffix("/api"), done.stderr
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(UUID(link[2])).state.is_completed()
 
 
 def test_the_cli_explains_bad_input_without_a_traceback(derived, tmp_path):
