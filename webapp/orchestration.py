@@ -7,7 +7,6 @@ import asyncio
 import logging
 
 from flask import current_app
-
 from sqlalchemy import func, update
 
 from webapp.db import db
