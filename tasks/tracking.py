@@ -130,16 +130,11 @@ def detect_and_track(
     # Taking the first batch starts decoding on its own thread, which runs ahead while the
     # detector loads (seconds of imports on one core).
     first = next(batches, [])
-    model = _load_detector(model_path, config.threads)
+    detect = _load_detector(model_path, config, device)
     tracker = _load_tracker(config.tracker_path, stride)
     rows: list[np.ndarray] = []
     for batch in itertools.chain([first] if first else [], batches):
-        results = model.predict(
-            [frame.image for frame in batch], imgsz=config.imgsz, conf=config.confidence,
-            classes=[_COCO_PERSON], device=device, verbose=False,
-        )
-        for frame, result in zip(batch, results):
-            found = result.boxes.cpu().numpy()
+        for frame, found in zip(batch, detect([frame.image for frame in batch])):
             tracks = tracker.update(found, frame.image)
             track_ids = np.full(len(found), UNTRACKED, dtype=np.float64)
             if len(tracks):
@@ -259,7 +254,8 @@ def _load_tracker(path: Path, stride: int):
     return BOTSORT(args=IterableSimpleNamespace(**args))
 
 
-def _load_detector(model_path: Path, threads: int):
+def _load_detector(model_path: Path, config: TrackingConfig, device: str):
+    """A function from a batch of images to the person boxes in each (Ultralytics `Boxes`)."""
     # Ultralytics otherwise probes the network, may pip-install packages and writes settings
     # to the home folder; all three must stay off on workers without internet.
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -267,10 +263,29 @@ def _load_detector(model_path: Path, threads: int):
     os.environ.setdefault("YOLO_VERBOSE", "False")
     import torch
     from ultralytics import YOLO
+    from ultralytics.models.yolo.detect import DetectionPredictor
+
+    class Predictor(DetectionPredictor):
+        """Skips the warm-up. On the CPU all it does is import torchvision for its NMS, which
+        takes 2 s (torch._dynamo comes with it); Ultralytics' own NMS gives the same boxes.
+        A GPU warms up on the first batch instead."""
+
+        def setup_model(self, model, verbose: bool = True) -> None:
+            super().setup_model(model, verbose)
+            self.done_warmup = True
 
     # Importing Ultralytics limits PyTorch to one thread (OMP_NUM_THREADS=1).
-    torch.set_num_threads(threads or os.cpu_count() or 1)
-    return YOLO(str(model_path), task="detect")
+    torch.set_num_threads(config.threads or os.cpu_count() or 1)
+    model = YOLO(str(model_path), task="detect")
+
+    def detect(images: list[np.ndarray]) -> list:
+        results = model.predict(
+            images, predictor=Predictor, imgsz=config.imgsz, conf=config.confidence,
+            classes=[_COCO_PERSON], device=device, verbose=False,
+        )
+        return [result.boxes.cpu().numpy() for result in results]
+
+    return detect
 
 
 def _track_scores(detections: Detections) -> dict[int, float]:

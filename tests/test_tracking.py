@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,6 +19,7 @@ from tasks.tracking import (
 )
 
 CONFIG = load_config().tracking
+ROOT = Path(__file__).resolve().parent.parent
 FPS, WIDTH, HEIGHT = 25.0, 1920, 1080
 
 
@@ -129,3 +134,24 @@ def test_skipped_frames_are_interpolated_along_each_track():
 def test_untracked_detections_are_not_interpolated():
     found = detections({UNTRACKED: moving(PASSER, [0, 2, 4])})
     assert fill_skipped_frames(found, stride=2).frame.tolist() == [0, 2, 4]
+
+
+@pytest.mark.slow
+def test_detection_leaves_torchvision_unimported(derived):
+    """Ultralytics' warm-up imports torchvision, with torch._dynamo (2 s on one core), only
+    to use its NMS; the detector skips the warm-up and Ultralytics' own NMS is used."""
+    code = f"""
+import sys
+from tasks.config import load_config
+from tasks.models import require_model
+from tasks.tracking import detect_and_track
+from tasks.video import probe_video
+
+config = load_config()
+found = detect_and_track(probe_video({str(derived["short"])!r}), config.tracking,
+                         require_model(config.models, "detector"), "cpu")
+assert found.track_ids(), "nobody detected"
+assert "torchvision" not in sys.modules, "torchvision was imported"
+"""
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert finished.returncode == 0, finished.stderr[-2000:]
