@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tasks.landmarks import BODY_JOINTS, CENTRE_BONES, LEFT_BONES, RIGHT_BONES
 from tasks.pose import PoseSequence
 from tasks.progress import ProgressCallback
 from tasks.turns import TechniqueMetrics
-from tasks.video import VideoInfo, iter_frames
+from tasks.video import VideoInfo, i420_planes, iter_frames
 
 # BGR colours: the skier's own left in orange, right in blue, the box in green.
 LEFT_COLOUR = (0, 140, 255)
@@ -41,8 +42,8 @@ def render_overlay(
     direction and edge similarity with the run's average so far, and a marker for a moment
     after each transition.
 
-    The file appears at `path` only once complete. Odd frame sizes are padded by one pixel,
-    which H.264's 4:2:0 format requires.
+    The file appears at `path` only once complete. Odd frame sizes are stretched by one pixel,
+    as H.264's 4:2:0 format needs even ones.
 
     Returns:
         `path`.
@@ -58,13 +59,14 @@ def render_overlay(
         if config.x264_params:
             options["x264-params"] = config.x264_params
         stream.options = options
-        for frame in iter_frames(info):
-            image = _pad_even(frame.image)
-            draw_overlay(image, boxes[frame.index], pose, frame.index, config.min_visibility, own_sides[frame.index])
-            draw_time(image, frame.time_s, frame.index, info.frames_in_trim)
-            draw_turn(image, metrics, frame.index, round(_TRANSITION_MARKER_S * info.fps))
-            # OpenCV's conversion to the encoder's 4:2:0 is about twice as fast as FFmpeg's swscale.
-            video_frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        # Drawing on the decoded 4:2:0 planes leaves the rest of the picture as it came and
+        # saves two colour conversions of every frame.
+        for frame in iter_frames(info, pixel_format="yuv420p"):
+            canvas = I420Canvas(frame.image)
+            draw_overlay(canvas, boxes[frame.index], pose, frame.index, config.min_visibility, own_sides[frame.index])
+            draw_time(canvas, frame.time_s, frame.index, info.frames_in_trim)
+            draw_turn(canvas, metrics, frame.index, round(_TRANSITION_MARKER_S * info.fps))
+            video_frame = av.VideoFrame.from_ndarray(frame.image, format="yuv420p")
             video_frame.pts = frame.index
             video_frame.time_base = 1 / rate
             output.mux(stream.encode(video_frame))
@@ -76,44 +78,41 @@ def render_overlay(
 
 
 def draw_overlay(
-    image: np.ndarray, box: np.ndarray, pose: PoseSequence, index: int, min_visibility: float, labels_are_own: bool
+    canvas: I420Canvas, box: np.ndarray, pose: PoseSequence, index: int, min_visibility: float, labels_are_own: bool
 ) -> None:
     """Draw the skier's box and the bones whose both joints are visible enough, in place.
 
     The skier's own left is orange and right blue; `labels_are_own` says whether the pose
     model's left is the skier's left in this frame.
     """
-    scale = _line_scale(image)
+    scale = canvas.line_scale
     if not np.isnan(box[0]):
         x1, y1, x2, y2 = (int(round(v)) for v in box)
-        cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOUR, max(1, scale), cv2.LINE_AA)
+        canvas.rectangle((x1, y1), (x2, y2), BOX_COLOUR, max(1, scale))
     points = pose.image_xy[index]
     visible = np.nan_to_num(pose.visibility[index], nan=0.0) >= min_visibility
     left, right = (LEFT_COLOUR, RIGHT_COLOUR) if labels_are_own else (RIGHT_COLOUR, LEFT_COLOUR)
     for bones, colour in ((LEFT_BONES, left), (RIGHT_BONES, right), (CENTRE_BONES, CENTRE_COLOUR)):
         for a, b in bones:
             if visible[a] and visible[b]:
-                cv2.line(image, _pixel(points[a]), _pixel(points[b]), colour, 2 * scale, cv2.LINE_AA)
+                canvas.line(_pixel(points[a]), _pixel(points[b]), colour, 2 * scale)
     for joint in BODY_JOINTS:
         if visible[joint]:
-            cv2.circle(image, _pixel(points[joint]), 2 * scale + 1, CENTRE_COLOUR, -1, cv2.LINE_AA)
+            canvas.circle(_pixel(points[joint]), 2 * scale + 1, CENTRE_COLOUR)
 
 
-def draw_time(image: np.ndarray, time_s: float, index: int, frame_count: int) -> None:
+def draw_time(canvas: I420Canvas, time_s: float, index: int, frame_count: int) -> None:
     """Write the frame time and number in the top-left corner, on a dark band."""
-    scale = _line_scale(image)
+    scale = canvas.line_scale
     text = f"{time_s:6.2f} s   frame {index + 1}/{frame_count}"
     font_scale = 0.5 * scale
     (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, scale)
     margin = 6 * scale
-    cv2.rectangle(image, (0, 0), (width + 2 * margin, height + baseline + 2 * margin), (0, 0, 0), -1)
-    cv2.putText(
-        image, text, (margin, margin + height), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-        (255, 255, 255), scale, cv2.LINE_AA,
-    )
+    canvas.rectangle((0, 0), (width + 2 * margin, height + baseline + 2 * margin), (0, 0, 0), -1)
+    canvas.text(text, (margin, margin + height), font_scale, (255, 255, 255), scale)
 
 
-def draw_turn(image: np.ndarray, metrics: TechniqueMetrics, index: int, marker_frames: int) -> None:
+def draw_turn(canvas: I420Canvas, metrics: TechniqueMetrics, index: int, marker_frames: int) -> None:
     """Write the current turn and its score in the bottom-left corner; mark fresh transitions."""
     number = metrics.turn_of_frame[index]
     if number < 0:
@@ -127,38 +126,83 @@ def draw_turn(image: np.ndarray, metrics: TechniqueMetrics, index: int, marker_f
     if finished:
         lines.append(f"run average {np.mean(finished):.0f}")
     colour = RIGHT_COLOUR if turn.direction == "right" else LEFT_COLOUR
-    _text_block(image, lines, colour, corner="bottom-left")
+    _text_block(canvas, lines, colour, corner="bottom-left")
     if turn.index > 0 and index - turn.start_frame < marker_frames:
-        _text_block(image, ["TRANSITION"], (0, 230, 255), corner="top-right")
+        _text_block(canvas, ["TRANSITION"], (0, 230, 255), corner="top-right")
 
 
-def _text_block(image: np.ndarray, lines: list[str], colour: tuple[int, int, int], corner: str) -> None:
-    scale = _line_scale(image)
+def _text_block(canvas: I420Canvas, lines: list[str], colour: tuple[int, int, int], corner: str) -> None:
+    scale = canvas.line_scale
     font_scale, margin = 0.6 * scale, 8 * scale
     sizes = [cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, font_scale, scale)[0] for line in lines]
     line_height = max(h for _, h in sizes) + margin
     width = max(w for w, _ in sizes) + 2 * margin
     height = line_height * len(lines) + margin
-    x0 = 0 if corner.endswith("left") else image.shape[1] - width
-    y0 = image.shape[0] - height if corner.startswith("bottom") else 0
-    cv2.rectangle(image, (x0, y0), (x0 + width, y0 + height), (0, 0, 0), -1)
-    cv2.rectangle(image, (x0, y0), (x0 + 4 * scale, y0 + height), colour, -1)
+    x0 = 0 if corner.endswith("left") else canvas.width - width
+    y0 = canvas.height - height if corner.startswith("bottom") else 0
+    canvas.rectangle((x0, y0), (x0 + width, y0 + height), (0, 0, 0), -1)
+    canvas.rectangle((x0, y0), (x0 + 4 * scale, y0 + height), colour, -1)
     for i, line in enumerate(lines):
         baseline = y0 + margin + line_height * (i + 1) - margin // 2
-        cv2.putText(image, line, (x0 + margin + 4 * scale, baseline - margin // 2), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, (255, 255, 255), scale, cv2.LINE_AA)
+        canvas.text(line, (x0 + margin + 4 * scale, baseline - margin // 2), font_scale, (255, 255, 255), scale)
 
 
-def _line_scale(image: np.ndarray) -> int:
-    return max(1, round(min(image.shape[:2]) / 540))
+class I420Canvas:
+    """OpenCV drawing on a packed I420 image (see `i420_planes`), in place, with BGR colours.
+
+    Each shape is drawn on the luma plane at full size and on both chroma planes at half
+    size, anti-aliased; coordinates are in full-size pixels.
+    """
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.planes = i420_planes(image)
+        self.height, self.width = self.planes[0].shape
+
+    @property
+    def line_scale(self) -> int:
+        """Line width unit: 1 up to 540 pixels of the shorter side, 2 at 1080, and so on."""
+        return max(1, round(min(self.height, self.width) / 540))
+
+    def line(self, start: tuple[int, int], end: tuple[int, int], colour: tuple[int, int, int], thickness: int) -> None:
+        for plane, value, shift in self._layers(colour):
+            cv2.line(plane, start, end, value, _thinner(thickness, shift), cv2.LINE_AA, shift)
+
+    def circle(self, centre: tuple[int, int], radius: int, colour: tuple[int, int, int]) -> None:
+        """A filled circle."""
+        for plane, value, shift in self._layers(colour):
+            cv2.circle(plane, centre, radius, value, -1, cv2.LINE_AA, shift)
+
+    def rectangle(
+        self, corner: tuple[int, int], opposite: tuple[int, int], colour: tuple[int, int, int], thickness: int
+    ) -> None:
+        """A rectangle outline, or a filled one when `thickness` is negative."""
+        for plane, value, shift in self._layers(colour):
+            cv2.rectangle(plane, corner, opposite, value, _thinner(thickness, shift), cv2.LINE_AA, shift)
+
+    def text(
+        self, text: str, origin: tuple[int, int], font_scale: float, colour: tuple[int, int, int], thickness: int
+    ) -> None:
+        for plane, value, shift in self._layers(colour):
+            cv2.putText(
+                plane, text, (origin[0] >> shift, origin[1] >> shift), cv2.FONT_HERSHEY_SIMPLEX,
+                font_scale / (1 << shift), value, _thinner(thickness, shift), cv2.LINE_AA,
+            )
+
+    def _layers(self, colour: tuple[int, int, int]):
+        """Each plane, the colour's value in it, and the bits to shift coordinates right by."""
+        return zip(self.planes, _i420_colour(colour), (0, 1, 1))
+
+
+@functools.lru_cache(maxsize=32)
+def _i420_colour(bgr: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A BGR colour's Y, U and V values, as OpenCV converts frames for the encoder."""
+    y, u, v = cv2.cvtColor(np.full((2, 2, 3), bgr, np.uint8), cv2.COLOR_BGR2YUV_I420).ravel()[[0, 4, 5]]
+    return int(y), int(u), int(v)
+
+
+def _thinner(thickness: int, shift: int) -> int:
+    return thickness if thickness < 0 else max(1, thickness >> shift)
 
 
 def _pixel(point: np.ndarray) -> tuple[int, int]:
     return int(round(point[0])), int(round(point[1]))
-
-
-def _pad_even(image: np.ndarray) -> np.ndarray:
-    height, width = image.shape[:2]
-    if height % 2 == 0 and width % 2 == 0:
-        return image
-    return cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)

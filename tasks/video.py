@@ -175,7 +175,8 @@ def iter_frames(
     Args:
         info: The probe result; its path, rotation and window are used.
         max_side: When set, frames are scaled down (never up) so the long side fits.
-        pixel_format: Any PyAV pixel format with packed channels, e.g. `bgr24` or `rgb24`.
+        pixel_format: Any PyAV pixel format with packed channels, e.g. `bgr24` or `rgb24`, or
+            `yuv420p` for packed I420 (see `i420_planes`), whose sizes are rounded to even.
         depth: How many frames decoding may run ahead.
         step: Yield only every `step`-th frame (indices 0, step, 2 x step, ...) and the last;
             the others are decoded, as H.264 needs them, but not converted or queued.
@@ -285,12 +286,39 @@ def _clockwise_rotation(display_rotation: float) -> int:
 
 
 def _to_upright_array(frame: av.VideoFrame, rotation: int, scale: float, pixel_format: str) -> np.ndarray:
+    if pixel_format == "yuv420p":
+        return _to_upright_i420(frame, rotation, scale)
     if scale < 1.0:
         width = max(2, int(round(frame.width * scale / 2)) * 2)
         height = max(2, int(round(frame.height * scale / 2)) * 2)
         image = frame.to_ndarray(width=width, height=height, format=pixel_format)
     else:
         image = frame.to_ndarray(format=pixel_format)
+    return _rotate(image, rotation)
+
+
+def _to_upright_i420(frame: av.VideoFrame, rotation: int, scale: float) -> np.ndarray:
+    # 4:2:0 needs even sizes; an odd one is stretched by a pixel.
+    width, height = round(frame.width * scale), round(frame.height * scale)
+    width, height = width + width % 2, height + height % 2
+    if (width, height) != (frame.width, frame.height) or frame.format.name != "yuv420p":
+        frame = frame.reformat(width=width, height=height, format="yuv420p")
+    image = frame.to_ndarray()
+    if rotation == 0:
+        return image
+    planes = [_rotate(plane, rotation) for plane in i420_planes(image)]
+    return np.concatenate([plane.ravel() for plane in planes]).reshape(-1, planes[0].shape[1])
+
+
+def i420_planes(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y, U and V planes of a packed I420 image: `(height * 3 / 2, width)`,
+    luma rows first, then each chroma plane at half the width and height."""
+    height, width = image.shape[0] * 2 // 3, image.shape[1]
+    chroma = image[height:].reshape(2, height // 2, width // 2)
+    return image[:height], chroma[0], chroma[1]
+
+
+def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
     if rotation == 90:
         return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
     if rotation == 180:

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import re
 
+import av
+import cv2
 import numpy as np
 import pytest
 
 from tasks.errors import InvalidVideoError
-from tasks.video import iter_frames, probe_video, read_ahead
+from tasks.video import i420_planes, iter_frames, probe_video, read_ahead
 
 
 def test_probe_reads_the_sample_clips(media):
@@ -84,15 +86,41 @@ def test_frames_can_be_scaled_down(media):
     assert frame.image.shape == (360, 640, 3)
 
 
-def test_rotation_tag_gives_upright_frames(derived):
+@pytest.mark.parametrize("pixel_format", ["bgr24", "yuv420p"])
+def test_rotation_tag_gives_upright_frames(derived, pixel_format):
     plain = probe_video(derived["short"])
     rotated = probe_video(derived["rotated"])
     assert rotated.rotation == 90
     assert (rotated.width, rotated.height) == (plain.width, plain.height)
-    original = next(iter_frames(plain)).image.astype(float)
-    upright = next(iter_frames(rotated)).image.astype(float)
+    original = next(iter_frames(plain, pixel_format=pixel_format)).image.astype(float)
+    upright = next(iter_frames(rotated, pixel_format=pixel_format)).image.astype(float)
     assert upright.shape == original.shape
     assert np.abs(upright - original).mean() < 4  # the same picture, up to re-encoding
+
+
+def test_i420_frames_are_the_decoded_planes(media):
+    info = probe_video(media / "indoor_carpet_front.mp4", 0, 0.5)
+    for packed, planar in zip(iter_frames(info), iter_frames(info, pixel_format="yuv420p")):
+        assert planar.image.shape == (info.height * 3 // 2, info.width)
+        y, u, v = i420_planes(planar.image)
+        assert (y.shape, u.shape, v.shape) == ((480, 848), (240, 424), (240, 424))
+        as_bgr = cv2.cvtColor(planar.image, cv2.COLOR_YUV2BGR_I420).astype(float)
+        assert np.abs(as_bgr - packed.image).mean() < 2
+
+
+def test_i420_frames_of_an_odd_size_are_made_even(tmp_path):
+    path = tmp_path / "odd.mov"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("png", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 101, 75, "rgb24"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((75, 101, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    frames = list(iter_frames(probe_video(path), pixel_format="yuv420p"))
+    assert len(frames) == 5
+    assert all(frame.image.shape == (76 * 3 // 2, 102) for frame in frames)
 
 
 def test_read_ahead_keeps_order_and_stops_early():
