@@ -66,7 +66,8 @@ def render_overlay(
             draw_overlay(canvas, boxes[frame.index], pose, frame.index, config.min_visibility, own_sides[frame.index])
             draw_time(canvas, frame.time_s, frame.index, info.frames_in_trim)
             draw_turn(canvas, metrics, frame.index, round(_TRANSITION_MARKER_S * info.fps))
-            video_frame = av.VideoFrame.from_ndarray(frame.image, format="yuv420p")
+            # The encoder copies the picture in, so the frame may share the array's memory.
+            video_frame = av.VideoFrame.from_numpy_buffer(frame.image, format="yuv420p")
             video_frame.pts = frame.index
             video_frame.time_base = 1 / rate
             output.mux(stream.encode(video_frame))
