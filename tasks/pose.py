@@ -85,11 +85,12 @@ def estimate_pose(
 ) -> PoseSequence:
     """Run the MediaPipe Pose Landmarker in video mode on each frame's crop window.
 
-    This thread decodes and crops; `config.workers` threads each run a landmarker on whole
-    chunks of consecutive frames (MediaPipe releases the GIL and uses one core), chunk `k`
-    going to worker `k % workers` so that results do not depend on thread timing. Within a
-    chunk a landmarker tracks the pose from frame to frame; at a chunk's first frame it
-    finds it again, in a crop that still centres on the skier.
+    This thread decodes and crops; `config.workers` threads each run a landmarker on chunks
+    of consecutive frames (MediaPipe releases the GIL and uses one core), chunk `k` going to
+    worker `k % workers` so that results do not depend on thread timing. Within a chunk a
+    landmarker tracks the pose from frame to frame; at a chunk's first frame it finds it
+    again, in a crop that still centres on the skier. Crops reach their worker one by one,
+    so it starts on a chunk as soon as its first frame is decoded.
 
     Args:
         info: The probed clip.
@@ -103,17 +104,18 @@ def estimate_pose(
     """
     pose = PoseSequence.empty(info.trim_start_s + np.arange(info.frames_in_trim) / info.fps)
     progress = _Progress(on_progress)
-    queues = [queue.Queue(maxsize=1) for _ in range(config.workers)]
+    # A worker's queue holds up to a chunk, so the others get theirs while it catches up.
+    queues = [queue.Queue(maxsize=_chunk_frames(info, config)) for _ in range(config.workers)]
     with ThreadPoolExecutor(config.workers, thread_name_prefix="pose") as pool:
-        running = [pool.submit(_estimate_chunks, chunks, pose, config, model_path, progress) for chunks in queues]
+        running = [pool.submit(_estimate_crops, crops, pose, config, model_path, progress) for crops in queues]
         try:
-            for number, chunk in enumerate(_crop_chunks(info, windows, config, pose, progress)):
-                _put(queues[number % config.workers], chunk, running, progress)
-            for chunks in queues:
-                _put(chunks, None, running, progress)
+            for chunk, crop in _crops(info, windows, config, pose, progress):
+                _put(queues[chunk % config.workers], crop, running, progress)
+            for crops in queues:
+                _put(crops, None, running, progress)
         except BaseException:
-            for chunks in queues:
-                _stop(chunks)
+            for crops in queues:
+                _stop(crops)
             raise
         while wait(running, timeout=_PROGRESS_S).not_done:
             progress.report()
@@ -147,45 +149,49 @@ class _Progress:
             self._callback(self._reported)
 
 
-def _crop_chunks(
+def _chunk_frames(info: VideoInfo, config: PoseConfig) -> int:
+    return max(1, round(config.chunk_s * info.fps))
+
+
+def _crops(
     info: VideoInfo, windows: np.ndarray, config: PoseConfig, pose: PoseSequence, progress: _Progress
-) -> Iterator[list[_Crop]]:
-    """Crops of consecutive frames with a window, `config.chunk_s` seconds at a time."""
-    size = max(1, round(config.chunk_s * info.fps))
-    chunk: list[_Crop] = []
+) -> Iterator[tuple[int, _Crop]]:
+    """The crop of each frame with a window and the number of its chunk: chunks hold
+    `config.chunk_s` seconds of consecutive frames, and a frame without a window ends one."""
+    size = _chunk_frames(info, config)
+    chunk, in_chunk = 0, 0
     for frame in iter_frames(info, pixel_format="rgb24"):
         pose.times_s[frame.index] = frame.time_s
         window = windows[frame.index]
         if np.isnan(window[0]):
             progress.add(1)
-        else:
-            crop, origin, side = square_crop(frame.image, window, config.crop_size)
-            chunk.append((frame.index, frame.time_s, crop, origin, side))
-        if len(chunk) == size or (chunk and np.isnan(window[0])):
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+            chunk, in_chunk = chunk + (in_chunk > 0), 0
+            continue
+        crop, origin, side = square_crop(frame.image, window, config.crop_size)
+        yield chunk, (frame.index, frame.time_s, crop, origin, side)
+        in_chunk += 1
+        if in_chunk == size:
+            chunk, in_chunk = chunk + 1, 0
 
 
-def _estimate_chunks(
-    chunks: queue.Queue, pose: PoseSequence, config: PoseConfig, model_path: Path, progress: _Progress
+def _estimate_crops(
+    crops: queue.Queue, pose: PoseSequence, config: PoseConfig, model_path: Path, progress: _Progress
 ) -> None:
-    """Run one landmarker on the chunks of its queue until it hands out None; each worker
+    """Run one landmarker on the crops of its queue until it hands out None; each worker
     writes only the rows of its own frames."""
     import mediapipe as mp
 
     last_timestamp_ms = -1
     with _landmarker(model_path, config) as landmarker:
-        while (chunk := chunks.get()) is not None:
-            for index, time_s, crop, origin, side in chunk:
-                # Video mode needs strictly increasing timestamps; real ones keep its tracking honest.
-                timestamp_ms = max(round(time_s * 1000), last_timestamp_ms + 1)
-                last_timestamp_ms = timestamp_ms
-                result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop), timestamp_ms)
-                if result.pose_landmarks:
-                    _store(pose, index, result, origin, side)
-            progress.add(len(chunk))
+        while (item := crops.get()) is not None:
+            index, time_s, crop, origin, side = item
+            # Video mode needs strictly increasing timestamps; real ones keep its tracking honest.
+            timestamp_ms = max(round(time_s * 1000), last_timestamp_ms + 1)
+            last_timestamp_ms = timestamp_ms
+            result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop), timestamp_ms)
+            if result.pose_landmarks:
+                _store(pose, index, result, origin, side)
+            progress.add(1)
 
 
 def _landmarker(model_path: Path, config: PoseConfig):
@@ -202,24 +208,25 @@ def _landmarker(model_path: Path, config: PoseConfig):
     return vision.PoseLandmarker.create_from_options(options)
 
 
-def _stop(chunks: queue.Queue) -> None:
-    """Drop a worker's queued chunk and tell it to stop."""
-    try:
-        chunks.get_nowait()
-    except queue.Empty:
-        pass
-    chunks.put_nowait(None)
+def _stop(crops: queue.Queue) -> None:
+    """Drop a worker's queued crops and tell it to stop."""
+    while True:
+        try:
+            crops.get_nowait()
+        except queue.Empty:
+            break
+    crops.put_nowait(None)
 
 
-def _put(chunks: queue.Queue, item, running: list[Future], progress: _Progress) -> None:
-    """Queue `item` once a worker is free, reporting progress meanwhile; re-raise a worker's
-    error instead of waiting for it forever."""
+def _put(crops: queue.Queue, item, running: list[Future], progress: _Progress) -> None:
+    """Queue `item` once its worker has room, reporting progress meanwhile; re-raise a
+    worker's error instead of waiting for it forever."""
     while True:
         for future in running:
             if future.done() and future.exception():
                 raise future.exception()
         try:
-            chunks.put(item, timeout=_PROGRESS_S)
+            crops.put(item, timeout=_PROGRESS_S)
             return
         except queue.Full:
             progress.report()
