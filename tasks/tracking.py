@@ -265,17 +265,22 @@ def _load_detector(model_path: Path, config: TrackingConfig, device: str):
     from ultralytics import YOLO
     from ultralytics.models.yolo.detect import DetectionPredictor
 
+    threads = config.threads or max(1, (os.cpu_count() or 2) - 1)
+
     class Predictor(DetectionPredictor):
-        """Skips the warm-up. On the CPU all it does is import torchvision for its NMS, which
-        takes 2 s (torch._dynamo comes with it); Ultralytics' own NMS gives the same boxes.
-        A GPU warms up on the first batch instead."""
+        """Sets PyTorch's threads and skips the warm-up.
+
+        Setting up the model would set the threads to Ultralytics' choice (one less than the
+        cores, at most 8). The warm-up, on the CPU, only imports torchvision for its NMS,
+        which takes 2 s (torch._dynamo comes with it); Ultralytics' own NMS gives the same
+        boxes. A GPU warms up on the first batch instead.
+        """
 
         def setup_model(self, model, verbose: bool = True) -> None:
             super().setup_model(model, verbose)
+            torch.set_num_threads(threads)
             self.done_warmup = True
 
-    # Importing Ultralytics limits PyTorch to one thread (OMP_NUM_THREADS=1).
-    torch.set_num_threads(config.threads or os.cpu_count() or 1)
     model = YOLO(str(model_path), task="detect")
 
     def detect(images: list[np.ndarray]) -> list:

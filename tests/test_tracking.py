@@ -137,20 +137,23 @@ def test_untracked_detections_are_not_interpolated():
 
 
 @pytest.mark.slow
-def test_detection_leaves_torchvision_unimported(derived):
-    """Ultralytics' warm-up imports torchvision, with torch._dynamo (2 s on one core), only
-    to use its NMS; the detector skips the warm-up and Ultralytics' own NMS is used."""
+def test_detection_keeps_its_threads_and_leaves_torchvision_unimported(derived):
+    """Ultralytics sets PyTorch's threads when it sets up the model, and its warm-up imports
+    torchvision, with torch._dynamo (2 s on one core), only to use its NMS."""
     code = f"""
 import sys
+import torch
+from ultralytics.utils import NUM_THREADS
 from tasks.config import load_config
 from tasks.models import require_model
 from tasks.tracking import detect_and_track
 from tasks.video import probe_video
 
-config = load_config()
+config = load_config(overrides={{"tracking": {{"threads": NUM_THREADS + 1}}}})
 found = detect_and_track(probe_video({str(derived["short"])!r}), config.tracking,
                          require_model(config.models, "detector"), "cpu")
 assert found.track_ids(), "nobody detected"
+assert torch.get_num_threads() == NUM_THREADS + 1, torch.get_num_threads()
 assert "torchvision" not in sys.modules, "torchvision was imported"
 """
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
