@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -76,6 +77,7 @@ def main() -> None:
 @click.option("--hint-box", type=(float, float, float, float), help="X1 Y1 X2 Y2 box around the skier at --hint-time.")
 def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time, hint_point, hint_box) -> None:
     """Analyse VIDEO: track the skier, estimate their pose, and draw the overlay video."""
+    server_starting = _start_temporary_server()
     from flows.analyze import analyze_video
     from tasks.errors import PoserError
     from tasks.progress import reporting_to
@@ -88,6 +90,8 @@ def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time
         hint = SkierHint(hint_time, point=hint_point, box=hint_box)
     out_dir = out_dir or Path("poser-out") / video.stem
     console.print(f"Analysing [bold]{video}[/bold] (starting the local Prefect server may take a few seconds)")
+    if server_starting:
+        server_starting.join()
     with Progress(
         TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console,
@@ -103,6 +107,29 @@ def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time
         console.print(f"[red]Analysis failed:[/red] {message}")
         sys.exit(2 if isinstance(result, PoserError) else 1)
     _print_summary(result, out_dir, state.state_details.flow_run_id)
+
+
+def _start_temporary_server() -> threading.Thread | None:
+    """Start Prefect's temporary local server in the background, when no server is set up.
+
+    The flow would start it at its first call to the Prefect API, once the pipeline's
+    libraries have loaded; started first, it boots on another core while they load.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    def start() -> None:
+        try:
+            SubprocessASGIServer().start()
+        except Exception:  # noqa: BLE001  the flow starts it again and reports why it cannot
+            pass
+
+    starting = threading.Thread(target=start, name="prefect-server", daemon=True)
+    starting.start()
+    return starting
 
 
 def _print_summary(results: dict, out_dir: Path, flow_run_id) -> None:
