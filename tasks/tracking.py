@@ -126,14 +126,13 @@ def detect_and_track(
     """
     stride = detection_stride(info.fps, config.detection_fps)
     frames = iter_frames(info, max_side=config.decode_max_side, depth=config.read_ahead_frames, step=stride)
-    batches = _batches(frames, config.batch_size)
-    # Taking the first batch starts decoding on its own thread, which runs ahead while the
-    # detector loads (seconds of imports on one core).
-    first = next(batches, [])
+    # Taking the first frame starts decoding on its own thread, which runs ahead while the
+    # detector loads.
+    first = next(frames, None)
     detect = _load_detector(model_path, config, device)
     tracker = _load_tracker(config.tracker_path, stride)
     rows: list[np.ndarray] = []
-    for batch in itertools.chain([first] if first else [], batches):
+    for batch in _batches(itertools.chain([first] if first else [], frames), config.batch_size):
         for frame, found in zip(batch, detect([frame.image for frame in batch])):
             tracks = tracker.update(found, frame.image)
             track_ids = np.full(len(found), UNTRACKED, dtype=np.float64)
