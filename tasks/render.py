@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -189,7 +190,7 @@ class I420Canvas:
                 font_scale / (1 << shift), value, _thinner(thickness, shift), cv2.LINE_AA,
             )
 
-    def _layers(self, colour: tuple[int, int, int]):
+    def _layers(self, colour: tuple[int, int, int]) -> Iterator[tuple[np.ndarray, int, int]]:
         """Each plane, the colour's value in it, and the bits to shift coordinates right by."""
         return zip(self.planes, _i420_colour(colour), (0, 1, 1))
 
