@@ -77,20 +77,20 @@ def main() -> None:
 @click.option("--hint-box", type=(float, float, float, float), help="X1 Y1 X2 Y2 box around the skier at --hint-time.")
 def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time, hint_point, hint_box) -> None:
     """Analyse VIDEO: track the skier, estimate their pose, and draw the overlay video."""
+    if (hint_point or hint_box) and hint_time is None:
+        raise click.UsageError("--hint-point and --hint-box need --hint-time.")
+    # Loading the pipeline and starting a server take seconds: say what is happening first.
+    console.print(f"Analysing [bold]{video}[/bold]")
     server_starting = _start_temporary_server()
     from flows.analyze import analyze_video
     from tasks.errors import PoserError
     from tasks.progress import reporting_to
     from tasks.tracking import SkierHint
 
-    hint = None
-    if hint_point or hint_box:
-        if hint_time is None:
-            raise click.UsageError("--hint-point and --hint-box need --hint-time.")
-        hint = SkierHint(hint_time, point=hint_point, box=hint_box)
+    hint = SkierHint(hint_time, point=hint_point, box=hint_box) if hint_point or hint_box else None
     out_dir = out_dir or Path("poser-out") / video.stem
-    console.print(f"Analysing [bold]{video}[/bold] (starting the local Prefect server may take a few seconds)")
     if server_starting:
+        console.print("Starting a temporary local Prefect server (set PREFECT_API_URL to use a running one)")
         server_starting.join()
     with Progress(
         TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

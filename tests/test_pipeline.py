@@ -186,6 +186,7 @@ def test_the_cli_analyses_a_trimmed_window(media, tmp_path):
     assert results["input"]["frames_in_trim"] == 30
     assert results["frames"][0]["time_s"] == pytest.approx(2.0, abs=0.04)
     assert "Device: cpu" in done.stderr
+    assert "Starting a temporary local Prefect server" in done.stderr
 
 
 def test_the_cli_uses_a_running_prefect_server_and_links_to_the_run(prefect_server, media, tmp_path):
@@ -199,8 +200,16 @@ def test_the_cli_uses_a_running_prefect_server_and_links_to_the_run(prefect_serv
     assert done.returncode == 0, done.stderr
     link = re.search(r"Flow run \S+: (http://\S+)/runs/flow-run/([0-9a-f-]{36})\n", done.stderr)
     assert link and link[1] == PREFECT_API_URL.value().removesuffix("/api"), done.stderr
+    assert "temporary" not in done.stderr
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(UUID(link[2])).state.is_completed()
+
+
+def test_a_cli_hint_needs_its_time(media, tmp_path):
+    done = _poser("analyze", str(media / "indoor_carpet_front.mp4"), "--hint-point", "400", "200", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "--hint-point and --hint-box need --hint-time." in done.stderr
+    assert "Analysing" not in done.stderr
 
 
 def test_the_cli_explains_bad_input_without_a_traceback(derived, tmp_path):
