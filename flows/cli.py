@@ -4,8 +4,11 @@ files and the crash detection."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -14,6 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 console = Console(stderr=True)
+
+# What MediaPipe's native code prints straight to file descriptor 2, whatever the log settings:
+# absl's info and warning lines and TensorFlow Lite's start-up notes. Errors are not matched.
+NATIVE_CHATTER = re.compile(
+    rb"^(?:[IW]\d{4} \d\d:\d\d:\d\d"
+    rb"|WARNING: All log messages before absl::InitializeLog\(\)"
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate)"
+)
 
 STAGE_LABELS = {
     "probe": "Checking the video",
@@ -32,7 +43,6 @@ def _quiet_prefect_defaults() -> None:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         # Run logs still reach the Prefect API (and UI); the terminal shows our own summary.
         "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
-        "GLOG_minloglevel": "2",
         # The temporary local server takes 10-20 s to start on a small machine.
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "YOLO_OFFLINE": "1",
@@ -92,7 +102,7 @@ def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time
     if server_starting:
         console.print("Starting a temporary local Prefect server (set PREFECT_API_URL to use a running one)")
         server_starting.join()
-    with Progress(
+    with native_chatter_filtered(), Progress(
         TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console,
     ) as progress, reporting_to(RichReporter(progress)):
@@ -107,6 +117,39 @@ def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time
         console.print(f"[red]Analysis failed:[/red] {message}")
         sys.exit(2 if isinstance(result, PoserError) else 1)
     _print_summary(result, out_dir, state.state_details.flow_run_id)
+
+
+@contextmanager
+def native_chatter_filtered() -> Iterator[None]:
+    """Drop `NATIVE_CHATTER` lines from everything written to file descriptor 2 meanwhile.
+
+    The descriptor is pointed at a pipe whose lines a thread passes on to the real stderr
+    unless they match; the console writes to the real stderr directly, so progress bars
+    still see the terminal.
+    """
+    sys.stderr.flush()
+    real_stderr = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward() -> None:
+        with open(read_end, "rb") as lines:
+            for line in lines:
+                if not NATIVE_CHATTER.match(line):
+                    os.write(real_stderr, line)
+
+    forwarding = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    forwarding.start()
+    console.file = open(real_stderr, "w", closefd=False)
+    try:
+        yield
+    finally:
+        console.file = None
+        sys.stderr.flush()
+        os.dup2(real_stderr, 2)  # the pipe's last writer closes, so forwarding ends
+        forwarding.join()
+        os.close(real_stderr)
 
 
 def _start_temporary_server() -> threading.Thread | None:
@@ -160,7 +203,8 @@ def _flow_run_link(flow_run_id) -> str:
 
 
 def _print_turns(metrics: dict) -> None:
-    table = Table(title=f"Turns (times in s, angles in degrees; camera {metrics['camera_side']} the skier)")
+    camera = {"behind": "behind", "front": "in front of"}[metrics["camera_side"]]
+    table = Table(title=f"Turns (times in s, angles in degrees; camera {camera} the skier)")
     for heading in ("#", "turn", "start", "apex", "end", "lean", "score", "L-R", "lag ms"):
         table.add_column(heading, justify="right")
     for turn in metrics["turns"]:

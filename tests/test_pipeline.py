@@ -187,6 +187,7 @@ def test_the_cli_analyses_a_trimmed_window(media, tmp_path):
     assert results["frames"][0]["time_s"] == pytest.approx(2.0, abs=0.04)
     assert "Device: cpu" in done.stderr
     assert "Starting a temporary local Prefect server" in done.stderr
+    assert "absl::InitializeLog" not in done.stderr and "I0000" not in done.stderr
 
 
 def test_the_cli_uses_a_running_prefect_server_and_links_to_the_run(prefect_server, media, tmp_path):

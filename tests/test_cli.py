@@ -1,0 +1,41 @@
+import subprocess
+import sys
+
+import pytest
+
+from flows.cli import NATIVE_CHATTER
+
+
+@pytest.mark.parametrize(
+    ("line", "dropped"),
+    [
+        (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n", True),
+        (b"I0000 00:00:1795815275.004051   28264 task_runner.cc:85] GPU suport is not available\n", True),
+        (b"W0000 00:00:1795815275.037441   28291 inference_feedback_manager.cc:114] Feedback manager\n", True),
+        (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n", True),
+        (b"E0000 00:00:1795815275.037441   28291 calculator_graph.cc:887] INVALID_ARGUMENT\n", False),
+        (b"F0000 00:00:1795815275.037441   28291 check failed\n", False),
+        (b"Traceback (most recent call last):\n", False),
+        (b"I0000 is a word here\n", False),
+    ],
+)
+def test_native_chatter_is_recognised(line, dropped):
+    assert bool(NATIVE_CHATTER.match(line)) is dropped
+
+
+def test_the_filter_drops_chatter_written_to_the_descriptor_and_passes_the_rest():
+    script = """
+import os, sys
+from flows.cli import console, native_chatter_filtered
+with native_chatter_filtered():
+    os.write(2, b"I0000 00:00:1795815275.004051   28264 task_runner.cc:85] chatter\\n")
+    os.write(2, b"E0000 00:00:1795815275.004051   28264 graph.cc:1] a native error\\n")
+    print("from Python", file=sys.stderr)
+    console.print("from the console")
+print("after", file=sys.stderr)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "chatter" not in done.stderr
+    for kept in ("a native error", "from Python", "from the console", "after"):
+        assert kept in done.stderr
