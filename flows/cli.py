@@ -3,12 +3,14 @@ files and the crash detection."""
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import re
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -102,7 +104,7 @@ def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time
     if server_starting:
         console.print("Starting a temporary local Prefect server (set PREFECT_API_URL to use a running one)")
         server_starting.join()
-    with native_chatter_filtered(), Progress(
+    with _without_heartbeats() if server_starting else nullcontext(), native_chatter_filtered(), Progress(
         TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console,
     ) as progress, reporting_to(RichReporter(progress)):
@@ -150,6 +152,14 @@ def native_chatter_filtered() -> Iterator[None]:
         os.dup2(real_stderr, 2)  # the pipe's last writer closes, so forwarding ends
         forwarding.join()
         os.close(real_stderr)
+
+
+def _without_heartbeats():
+    """Flow run heartbeats let a lasting server mark a dead run Crashed. A temporary server
+    ends with this process, and stopping the heartbeat thread adds up to a second to a run."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 def _start_temporary_server() -> threading.Thread | None:
@@ -297,5 +307,29 @@ def fetch(offline: bool, config_path: Path | None) -> None:
         print(f"{key:<9} {path}  ({origin})")
 
 
+def run() -> None:
+    """The `poser` program: `main`, ending without the interpreter's teardown.
+
+    Unloading PyTorch, MediaPipe and Prefect module by module takes over a second after an
+    analysis whose outputs are all written and closed. The exit handler registered here runs
+    after those registered later (which stop the temporary Prefect server and send the last
+    logs) and after the program's threads have finished, then exits at once.
+    """
+    status = 1  # an exception escaping `main` is printed, and the program exits with 1
+
+    def exit_now() -> None:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    atexit.register(exit_now)
+    try:
+        main()
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        raise
+
+
 if __name__ == "__main__":
-    main()
+    run()
