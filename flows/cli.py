@@ -326,6 +326,7 @@ def run() -> None:
     atexit.register(exit_now)
     try:
         main()
+        status = 0
     except SystemExit as exit_:
         status = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
         raise

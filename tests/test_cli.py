@@ -39,3 +39,31 @@ print("after", file=sys.stderr)
     assert "chatter" not in done.stderr
     for kept in ("a native error", "from Python", "from the console", "after"):
         assert kept in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("ending", "status", "printed"),
+    [
+        ("return", 0, ""),
+        ("sys.exit(0)", 0, ""),
+        ("sys.exit(2)", 2, ""),
+        ("sys.exit('Stopped: a reason')", 1, "Stopped: a reason"),
+        ("raise ValueError('boom')", 1, "ValueError: boom"),
+    ],
+)
+def test_the_program_keeps_its_exit_status_and_runs_later_exit_handlers(ending, status, printed):
+    script = f"""
+import atexit, sys
+import flows.cli as cli
+
+def main():
+    atexit.register(print, "handler ran")
+    {ending}
+
+cli.main = main
+cli.run()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == status
+    assert done.stdout == "handler ran\n"
+    assert printed in done.stderr
