@@ -149,9 +149,10 @@ def native_chatter_filtered() -> Iterator[None]:
     finally:
         console.file = None
         sys.stderr.flush()
-        os.dup2(real_stderr, 2)  # the pipe's last writer closes, so forwarding ends
-        forwarding.join()
-        os.close(real_stderr)
+        os.dup2(real_stderr, 2)  # closes the pipe, so forwarding ends...
+        forwarding.join(timeout=1)
+        if not forwarding.is_alive():  # ...unless a child process still holds it open
+            os.close(real_stderr)
 
 
 def _without_heartbeats():

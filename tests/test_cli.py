@@ -67,3 +67,17 @@ cli.run()
     assert done.returncode == status
     assert done.stdout == "handler ran\n"
     assert printed in done.stderr
+
+
+def test_the_filter_lets_go_of_a_child_process_that_outlives_it():
+    script = """
+import subprocess, sys
+from flows.cli import native_chatter_filtered
+with native_chatter_filtered():
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(3); print('child done', file=sys.stderr)"])
+print("filter closed", file=sys.stderr)
+child.wait()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.index("filter closed") < done.stderr.index("child done")
