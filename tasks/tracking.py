@@ -12,7 +12,7 @@ import numpy as np
 
 from tasks.config import TrackingConfig
 from tasks.progress import ProgressCallback
-from tasks.video import VideoFrame, VideoInfo, iter_frames
+from tasks.video import VideoFrame, VideoInfo, cores_but_one, iter_frames
 
 _COCO_PERSON = 0
 # Track id of a detection the tracker did not (yet) assign to a track.
@@ -264,7 +264,7 @@ def _load_detector(model_path: Path, config: TrackingConfig, device: str):
     from ultralytics import YOLO
     from ultralytics.models.yolo.detect import DetectionPredictor
 
-    threads = config.threads or max(1, (os.cpu_count() or 2) - 1)
+    threads = config.threads or cores_but_one()
 
     class Predictor(DetectionPredictor):
         """Sets PyTorch's threads and skips the warm-up.

@@ -236,7 +236,7 @@ def _decode(info: VideoInfo, max_side: int | None, pixel_format: str, step: int)
         # Whoever reads the frames keeps a core busy; more decoder threads than the cores
         # left over only add overhead (a sixth more work at 1080p on two cores).
         stream.thread_type = "AUTO"
-        stream.thread_count = max(1, (os.cpu_count() or 1) - 1)
+        stream.thread_count = cores_but_one()
         start_time = stream.start_time or 0
         if info.trim_start_s > 0:
             container.seek(int((info.trim_start_s) / stream.time_base) + start_time, stream=stream)
@@ -252,6 +252,11 @@ def _decode(info: VideoInfo, max_side: int | None, pixel_format: str, step: int)
             if index % step == 0 or index == info.frames_in_trim - 1:
                 yield VideoFrame(index, round(time_s, 6), _to_upright_array(frame, info.rotation, scale, pixel_format))
             index += 1
+
+
+def cores_but_one() -> int:
+    """The cores left beside one busy thread, at least 1."""
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
