@@ -52,6 +52,13 @@ class TrackingConfig(_Section):
     min_tracked_fraction: float = Field(ge=0, le=1)
     stitch_max_gap_s: float = Field(ge=0)
     stitch_max_jump: float = Field(gt=0)
+    appearance_stitching: bool
+    appearance_match: float = Field(ge=0, le=1)
+    appearance_max_gap_s: float = Field(ge=0)
+    appearance_min: float = Field(ge=0, le=1)
+    coverage_warning_fraction: float = Field(ge=0, le=1)
+    board_min_fraction: float = Field(ge=0, le=1)
+    board_over_skis: float = Field(ge=1)
     hint_tolerance_s: float = Field(ge=0)
 
     @property

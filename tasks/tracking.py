@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tasks import appearance
 from tasks.config import TrackingConfig
+from tasks.equipment import EQUIPMENT_CLASSES, equipment_votes
 from tasks.progress import ProgressCallback
 from tasks.video import VideoFrame, VideoInfo, cores_but_one, iter_frames
 
@@ -39,7 +41,9 @@ class Detections:
     """Person boxes of a clip: one row per detection, with its track id or `UNTRACKED`.
 
     Boxes are `x1, y1, x2, y2` in pixels of the upright, full-size frame; frames are
-    indexed from the start of the trim window.
+    indexed from the start of the trim window. `appearance` holds each row's clothing
+    histogram (see `tasks.appearance`), when known; `equipment` the detector's ski and board
+    boxes, one row each: `frame, coco_class, x1, y1, x2, y2, confidence`.
     """
 
     frame: np.ndarray
@@ -50,21 +54,42 @@ class Detections:
     fps: float
     width: int
     height: int
+    appearance: np.ndarray | None = None
+    stride: int = 1
+    equipment: np.ndarray = field(default_factory=lambda: np.empty((0, 7)))
 
     def track_ids(self) -> list[int]:
         return sorted({int(t) for t in self.track_id} - {UNTRACKED})
+
+    def detector_frames(self) -> np.ndarray:
+        """The frames the detector saw: every `stride`-th and the last."""
+        if not self.frame_count:
+            return np.empty(0, dtype=np.int64)
+        return np.unique(np.r_[np.arange(0, self.frame_count, self.stride), self.frame_count - 1])
 
     def table(self) -> np.ndarray:
         """One row per detection: `frame, track_id, x1, y1, x2, y2, confidence`."""
         return np.column_stack([self.frame, self.track_id, self.boxes, self.confidence]).astype(np.float64)
 
     @classmethod
-    def from_table(cls, table: np.ndarray, frame_count: int, fps: float, width: int, height: int) -> Detections:
+    def from_table(
+        cls,
+        table: np.ndarray,
+        frame_count: int,
+        fps: float,
+        width: int,
+        height: int,
+        appearance: np.ndarray | None = None,
+        equipment: np.ndarray | None = None,
+        stride: int = 1,
+    ) -> Detections:
         """Detections from rows laid out as `table()` gives them."""
         table = table.reshape(-1, 7)
         return cls(
             frame=table[:, 0].astype(np.int64), track_id=table[:, 1].astype(np.int64), boxes=table[:, 2:6],
             confidence=table[:, 6], frame_count=frame_count, fps=fps, width=width, height=height,
+            appearance=appearance, stride=stride,
+            equipment=np.empty((0, 7)) if equipment is None else equipment.reshape(-1, 7),
         )
 
 
@@ -79,6 +104,8 @@ class SkierTrack:
     selection: str
     candidates: int
     warnings: tuple[str, ...] = ()
+    equipment: dict[str, int] = field(default_factory=dict)
+    detector_frames: int = 0
 
     @property
     def present(self) -> np.ndarray:
@@ -99,6 +126,8 @@ class SkierTrack:
             "frame_count": len(self.boxes),
             "tracked_fraction": round(self.tracked_fraction, 4),
             "median_box_height_px": round(float(np.median(heights)), 1) if len(heights) else None,
+            "equipment": dict(self.equipment),
+            "detector_frames_tracked": self.detector_frames,
         }
 
 
@@ -112,12 +141,13 @@ def detect_and_track(
     """Run the YOLO person detector with the BoT-SORT tracker over the trim window.
 
     The detector sees about `config.detection_fps` frames a second; each track's box is
-    interpolated in the frames between.
+    interpolated in the frames between. Each person box gets its clothing histogram from the
+    same frame, and the detector's ski and board boxes are kept apart from the people.
 
     Args:
         info: The probed clip.
         config: Detector size, confidence and tracker file.
-        model_path: An Ultralytics detection checkpoint with the COCO person class.
+        model_path: An Ultralytics detection checkpoint with the COCO classes.
         device: `cpu`, `cuda` or `mps`.
         on_progress: Called with the number of frames done.
 
@@ -132,20 +162,33 @@ def detect_and_track(
     detect = _load_detector(model_path, config, device)
     tracker = _load_tracker(config.tracker_path, stride)
     rows: list[np.ndarray] = []
+    histograms: list[np.ndarray] = []
+    equipment: list[np.ndarray] = []
     for batch in _batches(itertools.chain([first] if first else [], frames), config.batch_size):
         for frame, found in zip(batch, detect([frame.image for frame in batch])):
+            people = found.cls == _COCO_PERSON
+            scale = info.width / frame.image.shape[1]
+            gear = found[~people]
+            equipment.append(np.column_stack(
+                [np.full(len(gear), frame.index), gear.cls, gear.xyxy * scale, gear.conf]
+            ))
+            found = found[people]
             tracks = tracker.update(found, frame.image)
             track_ids = np.full(len(found), UNTRACKED, dtype=np.float64)
             if len(tracks):
                 track_ids[tracks[:, -1].astype(int)] = tracks[:, 4]
-            scale = info.width / frame.image.shape[1]
             rows.append(
                 np.column_stack([np.full(len(found), frame.index), track_ids, found.xyxy * scale, found.conf])
             )
+            histograms += [appearance.clothing_histogram(frame.image, box) for box in found.xyxy]
         if on_progress:
             on_progress(min(batch[-1].index + stride, info.frames_in_trim))
     table = np.concatenate(rows) if rows else np.empty((0, 7))
-    found = Detections.from_table(table, info.frames_in_trim, info.fps, info.width, info.height)
+    found = Detections.from_table(
+        table, info.frames_in_trim, info.fps, info.width, info.height,
+        appearance=np.asarray(histograms).reshape(-1, appearance.HISTOGRAM_SIZE),
+        equipment=np.concatenate(equipment) if equipment else None, stride=stride,
+    )
     return fill_skipped_frames(found, stride)
 
 
@@ -161,7 +204,10 @@ def select_skier(
     frame) times confidence, discounted towards the frame edges: the skier a camera follows is
     large, central and present throughout, while passers-by are small or brief. Tracks that
     break (occlusion, leaving the frame) are joined when a new one starts close in time and
-    place to where the skier was last seen and never overlaps the skier in time.
+    place to where the skier was last seen and never overlaps the skier in time. With
+    `config.appearance_stitching`, clothing colours decide too: a piece that looks like the
+    skier is joined wherever it starts (the camera may have panned), one that does not is
+    never joined. Ski and board boxes under the skier's feet are counted as they go.
 
     Args:
         detections: All tracked person boxes.
@@ -189,15 +235,21 @@ def select_skier(
         scores = _track_scores(detections)
         primary = max(scores, key=scores.get)
 
-    chosen, skier_rows = _stitch(detections, primary, config)
+    rules = _StitchRules.of(detections, primary, config)
+    chosen, skier_rows = _stitch(detections, primary, rules)
     boxes = empty.copy()
     confidence = np.zeros(detections.frame_count)
     rows = np.asarray(list(skier_rows.values()), dtype=np.int64)
     boxes[detections.frame[rows]] = detections.boxes[rows]
     confidence[detections.frame[rows]] = detections.confidence[rows]
     frames_per_track = {track_id: int(np.sum(detections.track_id[rows] == track_id)) for track_id in chosen}
-    _follow_untracked(boxes, confidence, detections, config.stitch_max_jump / 2)
-    return SkierTrack(boxes, confidence, tuple(chosen), frames_per_track, selection, len(ids), tuple(warnings))
+    _follow_untracked(boxes, confidence, detections, rules)
+    fill_short_gaps(boxes, confidence, detections.stride)
+    seen = int(np.sum(~np.isnan(boxes[detections.detector_frames(), 0])))
+    return SkierTrack(
+        boxes, confidence, tuple(chosen), frames_per_track, selection, len(ids), tuple(warnings),
+        equipment=equipment_votes(detections.equipment, boxes), detector_frames=seen,
+    )
 
 
 def _batches(frames: Iterator[VideoFrame], size: int) -> Iterator[list[VideoFrame]]:
@@ -223,11 +275,14 @@ def fill_skipped_frames(detections: Detections, stride: int) -> Detections:
     """Add each track's box, linearly interpolated, in the frames the detector skipped.
 
     Only gaps of at most `stride` frames are filled, so a track that was really lost stays
-    lost; untracked detections are left as they are.
+    lost; untracked detections are left as they are. Clothing histograms are interpolated
+    alongside the boxes.
     """
     if stride == 1:
         return detections
     table = detections.table()
+    if detections.appearance is not None:
+        table = np.column_stack([table, detections.appearance])
     filled = [table]
     for track_id in detections.track_ids():
         rows = table[table[:, 1] == track_id]
@@ -239,7 +294,11 @@ def fill_skipped_frames(detections: Detections, stride: int) -> Detections:
                 filled.append(before + weights * (after - before))
     table = np.concatenate(filled)
     table = table[np.argsort(table[:, 0], kind="stable")]
-    return Detections.from_table(table, detections.frame_count, detections.fps, detections.width, detections.height)
+    return Detections.from_table(
+        table[:, :7], detections.frame_count, detections.fps, detections.width, detections.height,
+        appearance=table[:, 7:] if detections.appearance is not None else None,
+        equipment=detections.equipment, stride=detections.stride,
+    )
 
 
 def _load_tracker(path: Path, stride: int):
@@ -254,7 +313,8 @@ def _load_tracker(path: Path, stride: int):
 
 
 def _load_detector(model_path: Path, config: TrackingConfig, device: str):
-    """A function from a batch of images to the person boxes in each (Ultralytics `Boxes`)."""
+    """A function from a batch of images to the person, ski and board boxes in each
+    (Ultralytics `Boxes`). The extra classes come from the same inference, at no cost."""
     # Ultralytics otherwise probes the network, may pip-install packages and writes settings
     # to the home folder; all three must stay off on workers without internet.
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -285,7 +345,7 @@ def _load_detector(model_path: Path, config: TrackingConfig, device: str):
     def detect(images: list[np.ndarray]) -> list:
         results = model.predict(
             images, predictor=Predictor, imgsz=config.imgsz, conf=config.confidence,
-            classes=[_COCO_PERSON], device=device, verbose=False,
+            classes=[_COCO_PERSON, *EQUIPMENT_CLASSES], device=device, verbose=False,
         )
         return [result.boxes.cpu().numpy() for result in results]
 
@@ -339,7 +399,39 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return intersection / np.maximum(area + areas - intersection, 1e-9)
 
 
-def _stitch(detections: Detections, primary: int, config: TrackingConfig) -> tuple[list[int], dict[int, int]]:
+@dataclass(frozen=True)
+class _StitchRules:
+    """When a piece of track continues the skier: within `max_gap` frames and `max_jump` box
+    heights of them; or, looking like them (`match` or more), within `far_gap` frames anywhere;
+    and never when it looks unlike them (below `min_similarity`). No appearance, no colour rules."""
+
+    max_gap: int
+    max_jump: float
+    far_gap: int
+    look: np.ndarray | None
+    match: float
+    min_similarity: float
+
+    @classmethod
+    def of(cls, detections: Detections, primary: int, config: TrackingConfig) -> _StitchRules:
+        look = None
+        if config.appearance_stitching and detections.appearance is not None:
+            look = appearance.signature(detections.appearance[detections.track_id == primary])
+        return cls(
+            max_gap=_frames(config.stitch_max_gap_s, detections.fps), max_jump=config.stitch_max_jump,
+            far_gap=_frames(config.appearance_max_gap_s, detections.fps), look=look,
+            match=config.appearance_match, min_similarity=config.appearance_min,
+        )
+
+    def similarity(self, histogram: np.ndarray) -> float | None:
+        """How much `histogram` looks like the skier, None when either is unknown."""
+        if self.look is None:
+            return None
+        value = appearance.similarity(self.look, histogram)
+        return None if np.isnan(value) else value
+
+
+def _stitch(detections: Detections, primary: int, rules: _StitchRules) -> tuple[list[int], dict[int, int]]:
     """Join the tracks that belong to the primary one's skier, until no more fit.
 
     A track belongs when it continues the skier across a break, or when it is a second box
@@ -348,7 +440,6 @@ def _stitch(detections: Detections, primary: int, config: TrackingConfig) -> tup
     Returns:
         The joined track ids, and for each frame the detection row of the skier's box.
     """
-    max_gap = max(1, round(config.stitch_max_gap_s * detections.fps))
     skier: dict[int, int] = {}
     chosen: list[int] = []
 
@@ -362,13 +453,13 @@ def _stitch(detections: Detections, primary: int, config: TrackingConfig) -> tup
     while changed:
         changed = False
         for track_id in detections.track_ids():
-            if track_id not in chosen and _belongs(detections, track_id, skier, max_gap, config.stitch_max_jump):
+            if track_id not in chosen and _belongs(detections, track_id, skier, rules):
                 take(track_id)
                 changed = True
     return sorted(chosen), skier
 
 
-def _belongs(detections: Detections, track_id: int, skier: dict[int, int], max_gap: int, max_jump: float) -> bool:
+def _belongs(detections: Detections, track_id: int, skier: dict[int, int], rules: _StitchRules) -> bool:
     rows = np.flatnonzero(detections.track_id == track_id)
     shared = [row for row in rows if int(detections.frame[row]) in skier]
     if shared:
@@ -377,10 +468,17 @@ def _belongs(detections: Detections, track_id: int, skier: dict[int, int], max_g
             for row in shared
         ]
         return float(np.mean(overlap)) >= _SAME_PERSON_IOU
+    looks = None
+    if rules.look is not None:
+        looks = rules.similarity(appearance.signature(detections.appearance[rows]))
+    if looks is not None and looks < rules.min_similarity:
+        return False
     frames = detections.frame[rows]
-    first, last = rows[np.argmin(frames)], rows[np.argmax(frames)]
-    return _continues(detections, skier, first, -1, max_gap, max_jump) or _continues(
-        detections, skier, last, 1, max_gap, max_jump
+    ends = ((rows[np.argmin(frames)], -1), (rows[np.argmax(frames)], 1))
+    if any(_continues(detections, skier, row, step, rules.max_gap, rules.max_jump) for row, step in ends):
+        return True
+    return looks is not None and looks >= rules.match and any(
+        _continues(detections, skier, row, step, rules.far_gap, np.inf) for row, step in ends
     )
 
 
@@ -397,13 +495,21 @@ def _continues(
     return False
 
 
-def _follow_untracked(boxes: np.ndarray, confidence: np.ndarray, detections: Detections, max_jump: float) -> None:
+def _follow_untracked(
+    boxes: np.ndarray, confidence: np.ndarray, detections: Detections, rules: _StitchRules
+) -> None:
     """Extend the skier's track, frame by frame forwards then backwards, with detections the
     tracker left unassigned (it hides new tracks until confirmed, and loses fast movers),
-    where they continue the skier's box in place and size."""
-    untracked = np.flatnonzero(detections.track_id == UNTRACKED)
+    where they continue the skier's box in place and size. One that looks like the skier may
+    have moved twice as far (a pan moves the camera, not the skier); one that looks unlike
+    them is never taken."""
+    reach: dict[int, float] = {}
+    for row in np.flatnonzero(detections.track_id == UNTRACKED):
+        looks = None if rules.look is None else rules.similarity(detections.appearance[row])
+        if looks is None or looks >= rules.min_similarity:
+            reach[int(row)] = rules.max_jump if looks is not None and looks >= rules.match else rules.max_jump / 2
     by_frame: dict[int, list[int]] = {}
-    for row in untracked:
+    for row in reach:
         by_frame.setdefault(int(detections.frame[row]), []).append(row)
     frame_count = len(boxes)
     for frames, step in ((range(1, frame_count), -1), (range(frame_count - 2, -1, -1), 1)):
@@ -413,13 +519,30 @@ def _follow_untracked(boxes: np.ndarray, confidence: np.ndarray, detections: Det
                 continue
             fits = [
                 row for row in by_frame.get(frame, [])
-                if _centre_jump(detections.boxes[row], previous) <= max_jump
+                if _centre_jump(detections.boxes[row], previous) <= reach[row]
                 and 2 / 3 <= _height(detections.boxes[row]) / _height(previous) <= 3 / 2
             ]
             if fits:
                 best = min(fits, key=lambda row: _centre_jump(detections.boxes[row], previous))
                 boxes[frame] = detections.boxes[best]
                 confidence[frame] = detections.confidence[best]
+
+
+def fill_short_gaps(boxes: np.ndarray, confidence: np.ndarray, stride: int) -> None:
+    """Interpolate the skier's box in runs of fewer than `stride` missing frames between two
+    seen ones: frames the detector skipped, next to boxes taken from untracked detections or
+    at the joint of two track pieces."""
+    seen = np.flatnonzero(~np.isnan(boxes[:, 0]))
+    for before, after in zip(seen[:-1], seen[1:]):
+        gap = int(after - before)
+        if 1 < gap <= stride:
+            weights = np.arange(1, gap)[:, None] / gap
+            boxes[before + 1 : after] = boxes[before] + weights * (boxes[after] - boxes[before])
+            confidence[before + 1 : after] = np.minimum(confidence[before], confidence[after])
+
+
+def _frames(seconds: float, fps: float) -> int:
+    return max(1, round(seconds * fps))
 
 
 def _height(box: np.ndarray) -> float:

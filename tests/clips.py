@@ -122,3 +122,89 @@ def empty_scene(target: Path, seconds: float = 2.0, fps: int = 25) -> Path:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+# A camera pan over the 1080p piste clip: the top-left corner (seconds, x, y), in source pixels,
+# of a 1280x720 window at each keyframe, in straight lines between. Four whip pans move the
+# view 440 to 580 px in a sixth or a fifth of a second; the skier stays in view throughout.
+WHIP_PAN = (
+    (0.0, 600, 300), (0.6, 600, 300), (0.8, 80, 100), (1.8, 200, 160), (2.4, 200, 160), (2.56, 640, 200),
+    (3.3, 640, 200), (3.5, 60, 120), (4.4, 40, 120), (5.2, 100, 120), (5.36, 560, 240), (6.04, 560, 240),
+)
+PAN_WINDOW = (1280, 720)
+
+
+def pan_offsets(keyframes: tuple[tuple[float, int, int], ...], frame_count: int, fps: float) -> np.ndarray:
+    """The window's top-left corner `x, y` in each frame, interpolated between `keyframes`."""
+    times = np.arange(frame_count) / fps
+    keys = np.asarray(keyframes, dtype=np.float64)
+    corner = np.column_stack([np.interp(times, keys[:, 0], keys[:, 1]), np.interp(times, keys[:, 0], keys[:, 2])])
+    return np.round(corner).astype(np.int64)
+
+
+def panned(
+    source: Path, target: Path, keyframes=WHIP_PAN, window=PAN_WINDOW, scale: float = 1.0, seconds: float | None = None
+) -> tuple[Path, np.ndarray]:
+    """The clip as a camera panning over its scene would film it: a `window` moving over each
+    frame along `keyframes`, scaled by `scale`. Returns the clip and the window's corner per frame."""
+    width, height = (int(round(side * scale)) // 2 * 2 for side in window)
+    with av.open(str(source)) as src:
+        stream = src.streams.video[0]
+        frames = _frames(src, seconds)
+        offsets = pan_offsets(keyframes, len(frames), float(stream.average_rate))
+        crops = [
+            frame[y : y + window[1], x : x + window[0]] for frame, (x, y) in zip(frames, offsets)
+        ]
+        _encode(target, crops, stream.average_rate, (width, height))
+    return target, offsets
+
+
+def occluded(
+    source: Path, target: Path, boxes: np.ndarray, start: int, stop: int, decoy_hue_turn: int | None = 60,
+    seconds: float | None = None,
+) -> Path:
+    """The clip with a grey block over the skier (`boxes`, one per frame, padded by 15%) in
+    frames `start` to `stop`; with `decoy_hue_turn`, meanwhile a decoy stands beside the block:
+    the skier's own picture with its hues turned by that much (OpenCV's 0-179 scale), so a
+    person in other colours, 1.2 box widths away."""
+    import cv2
+
+    with av.open(str(source)) as src:
+        stream = src.streams.video[0]
+        frames = _frames(src, seconds)
+        for index in range(start, min(stop, len(frames))):
+            image = frames[index]
+            x1, y1, x2, y2 = (int(round(v)) for v in boxes[index])
+            pad_x, pad_y = int(0.15 * (x2 - x1)), int(0.15 * (y2 - y1))
+            if decoy_hue_turn is not None:
+                hsv = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2HSV)
+                hsv[..., 0] = (hsv[..., 0].astype(np.int64) + decoy_hue_turn) % 180
+                shift = int(1.2 * (x2 - x1)) * (1 if x2 + 1.2 * (x2 - x1) < image.shape[1] else -1)
+                image[y1:y2, x1 + shift : x2 + shift] = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+            image[max(0, y1 - pad_y) : y2 + pad_y, max(0, x1 - pad_x) : x2 + pad_x] = 128
+        _encode(target, frames, stream.average_rate, (frames[0].shape[1], frames[0].shape[0]))
+    return target
+
+
+def _frames(container, seconds: float | None) -> list[np.ndarray]:
+    stream = container.streams.video[0]
+    frames = []
+    for frame in container.decode(stream):
+        if seconds is not None and frame.time is not None and frame.time >= seconds:
+            break
+        frames.append(frame.to_ndarray(format="bgr24"))
+    return frames
+
+
+def _encode(target: Path, images: list[np.ndarray], rate, size: tuple[int, int]) -> None:
+    with av.open(str(target), "w") as dst:
+        out = dst.add_stream("libx264", rate=rate)
+        out.width, out.height, out.pix_fmt = size[0], size[1], "yuv420p"
+        out.options = {"crf": "18", "preset": "ultrafast"}
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+            if (frame.width, frame.height) != size:
+                frame = frame.reformat(width=size[0], height=size[1])
+            frame.pts = i
+            dst.mux(out.encode(frame))
+        dst.mux(out.encode(None))
