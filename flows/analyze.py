@@ -23,7 +23,8 @@ from tasks.errors import PoserError
 from tasks.objects import is_remote
 from tasks.progress import LogReporter, reporting_to
 from tasks.reporting import ReportingError, WebAppClient
-from tasks.tracking import SkierHint
+from tasks.equipment import board_instead_of_skis, board_message
+from tasks.tracking import SkierHint, SkierTrack, coverage_warning
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +138,16 @@ def _run_steps(
         skier = steps.track(info, config, device, skier_hint)
     warnings = list(skier.warnings)
     common = dict(info=info, config=config, device=device, skier=skier, timings=timings)
-    if skier.tracked_fraction < config.tracking.min_tracked_fraction:
-        warnings.append(
-            f"The skier was found in {skier.tracked_fraction:.0%} of frames; at least "
-            f"{config.tracking.min_tracked_fraction:.0%} is needed. Film one skier, large in the frame."
-        )
+    unscorable = _unscorable(skier, config)
+    if unscorable is not None:
         results = build_results(
             outcome=OUTCOME_NO_SKIER, pose=None, metrics=None, outputs={"results_json": "results.json"},
-            warnings=warnings, **common,
+            warnings=[*warnings, unscorable], **common,
         )
         return steps.export(results, skier, None, None, out_dir)
+    partial = coverage_warning(skier, info.fps, info.trim_start_s, config.tracking.coverage_warning_fraction)
+    if partial is not None:
+        warnings.append(partial)
     with timed("pose"):
         raw = steps.pose(info, skier, config)
     with timed("smooth"):
@@ -163,6 +164,20 @@ def _run_steps(
         outcome=OUTCOME_COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings, **common
     )
     return steps.export(results, skier, smoothed, found, out_dir)
+
+
+def _unscorable(skier: SkierTrack, config: AnalysisConfig) -> str | None:
+    """Why the tracked person cannot be scored (too little of them, or not on skis), or None."""
+    tracking = config.tracking
+    if skier.tracked_fraction < tracking.min_tracked_fraction:
+        return (
+            f"The skier was found in {skier.tracked_fraction:.0%} of frames; at least "
+            f"{tracking.min_tracked_fraction:.0%} is needed. Film one skier, large in the frame."
+        )
+    board = board_instead_of_skis(
+        skier.equipment, skier.detector_frames, tracking.board_min_fraction, tracking.board_over_skis
+    )
+    return board_message(board) if board is not None else None
 
 
 def _stopwatch(timings: dict[str, float]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -250,6 +251,37 @@ def select_skier(
         boxes, confidence, tuple(chosen), frames_per_track, selection, len(ids), tuple(warnings),
         equipment=equipment_votes(detections.equipment, boxes), detector_frames=seen,
     )
+
+
+def coverage_warning(skier: SkierTrack, fps: float, trim_start_s: float, below: float) -> str | None:
+    """A warning that the scores cover only part of the clip, when the skier was tracked in
+    fewer than `below` (a fraction) of its frames; it names the longest time they were lost.
+
+    Args:
+        skier: The chosen skier's track.
+        fps: Frames per second of the clip.
+        trim_start_s: Start of the trim window, so times match the player's.
+        below: Coverage under this fraction gets the warning.
+    """
+    present = skier.present
+    if not len(present) or skier.tracked_fraction >= below or present.all():
+        return None
+    start, stop = longest_run(~present)
+    return (
+        f"The skier was tracked in {math.floor(100 * skier.tracked_fraction)}% of the clip (lost from "
+        f"{trim_start_s + start / fps:.1f} s to {trim_start_s + stop / fps:.1f} s); "
+        "scores cover only the tracked part."
+    )
+
+
+def longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """Start and end (exclusive) of the longest run of True in `flags`; (0, 0) when none."""
+    edges = np.diff(np.r_[0, flags.astype(np.int8), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if not len(starts):
+        return 0, 0
+    longest = int(np.argmax(stops - starts))
+    return int(starts[longest]), int(stops[longest])
 
 
 def _batches(frames: Iterator[VideoFrame], size: int) -> Iterator[list[VideoFrame]]:

@@ -44,6 +44,15 @@ def test_the_skier_is_tracked_and_posed_in_nearly_every_frame(analyses, clip, mi
     assert results["pose"]["pose_fraction"] >= min_pose
 
 
+@pytest.mark.parametrize("clip", CLIPS)
+def test_the_real_skiers_are_not_taken_for_boarders_and_are_tracked_throughout(analyses, clip):
+    results, _ = analyses[clip]
+    equipment = results["skier"]["equipment"]
+    assert set(equipment) == {"skis", "snowboard", "surfboard"}
+    assert results["outcome"] == "complete" and not any("not a skier" in w for w in results["warnings"])
+    assert results["skier"]["tracked_fraction"] == 1.0 and not results["warnings"]
+
+
 def test_the_piste_skier_keeps_one_dominant_track_among_other_skiers(analyses):
     skier = analyses["piste_followcam"][0]["skier"]
     assert skier["people_tracked"] > 1  # the background skiers were seen
