@@ -14,10 +14,29 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import ARTIFACTS, INDOOR, PISTE, free_port, screenshots
+from tests.conftest import ARTIFACTS, INDOOR, PISTE, WORKER_SECRET, free_port, screenshots
 from tests.webutil import mail_text, sign_in_with_browser
 
 pytestmark = pytest.mark.slow
+
+LOW_COVERAGE = "The skier was tracked in 71% of the clip (lost from 3.8 s to 6.0 s); scores cover only the tracked part."
+
+
+def report_with_warning(app, analysis_id: str | None = None) -> None:
+    """Report the complete analysis again, its real results now warning of low coverage, as a
+    rerun of its flow on a clip where the skier was lost for a while would."""
+    from webapp.db import db
+    from webapp.models import Analysis
+
+    with app.app_context():
+        analysis = db.session.get(Analysis, analysis_id) if analysis_id else db.session.scalars(db.select(Analysis)).one()
+        analysis_id, results = analysis.id, analysis.results
+    response = app.test_client().put(
+        f"/api/internal/analyses/{analysis_id}/status",
+        json={"status": "complete", "results": results | {"warnings": [LOW_COVERAGE]}},
+        headers={"X-Poser-Internal-Secret": WORKER_SECRET},
+    )
+    assert response.status_code == 200, response.json
 
 
 
@@ -70,12 +89,20 @@ def test_a_skier_signs_in_uploads_and_studies_the_result(served_app, worker, smt
     assert page.evaluate("() => Chart.getChart('angles-chart').$cursor") > 0
     shot("4-results")
 
+    assert page.is_hidden("#warnings")  # the skier was tracked throughout
+
     with page.expect_download() as download:
         page.click("button[data-kind=landmarks_csv]")
     saved = tmp_path / "landmarks.csv"
     download.value.save_as(saved)
     with open(saved, newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 151
+
+    report_with_warning(served_app[0], page.url.rsplit("/", 1)[1])
+    page.reload()
+    page.wait_for_selector("#results:not([hidden])", timeout=30_000)
+    assert page.inner_text("#warnings") == LOW_COVERAGE
+    shot("4b-results-with-warning")
 
     page.goto(f"{base}/analyses")
     page.wait_for_selector("#rows tr")
@@ -111,7 +138,9 @@ def partner_site(served_app, tmp_path):
     server.shutdown()
 
 
-def test_a_visitor_uses_the_widget_on_a_partners_site(partner_site, worker, smtp_sink, browser_page, tmp_path):
+def test_a_visitor_uses_the_widget_on_a_partners_site(
+    served_app, partner_site, worker, smtp_sink, browser_page, tmp_path
+):
     page = browser_page
     shot = screenshots(page)
     page.goto(f"http://127.0.0.1:{partner_site}/")
@@ -148,6 +177,13 @@ def test_a_visitor_uses_the_widget_on_a_partners_site(partner_site, worker, smtp
     )
     shot("widget-5-result")
     assert "ready" in smtp_sink.messages[-1]["Subject"]
+    assert page.is_hidden("[data-id=warnings]")
+
+    report_with_warning(served_app[0])
+    page.reload()
+    page.wait_for_selector("[data-view=result]:not([hidden])", timeout=30_000)
+    assert page.inner_text("[data-id=warnings]") == LOW_COVERAGE
+    shot("widget-5b-result-with-warning")
 
     with page.expect_popup() as popup:
         page.click("text=See the full results")

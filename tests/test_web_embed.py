@@ -80,7 +80,10 @@ def report(client, analysis_id, path, payload, method="put"):
     return response
 
 
-def finish(client, analysis_id, status="complete", error=None):
+LOW_COVERAGE = "The skier was tracked in 71% of the clip (lost from 3.8 s to 6.0 s); scores cover only the tracked part."
+
+
+def finish(client, analysis_id, status="complete", error=None, results=None):
     if status == "complete":
         report(client, analysis_id, f"analyses/{analysis_id}/edge-similarity", {"overall": 77.5, "left": 80, "right": 75})
         report(client, analysis_id, f"analyses/{analysis_id}/turns",
@@ -88,7 +91,7 @@ def finish(client, analysis_id, status="complete", error=None):
         report(client, analysis_id, "artifacts",
                {"analysis_id": analysis_id, "kind": "video", "key": f"analyses/{analysis_id}/outputs/overlay.mp4",
                 "content_type": "video/mp4", "sha256": "0" * 64, "size": 10}, method="post")
-    report(client, analysis_id, f"analyses/{analysis_id}/status", {"status": status, "error": error})
+    report(client, analysis_id, f"analyses/{analysis_id}/status", {"status": status, "error": error, "results": results})
 
 
 @pytest.mark.parametrize(
@@ -224,8 +227,8 @@ def test_a_finished_analysis_shows_its_card_and_results_and_mails_the_visitor_on
     confirm(client, link)
     analysis_id = answer["analysis_id"]
     before = len(smtp_sink.messages)
-    finish(client, analysis_id)
-    finish(client, analysis_id)
+    finish(client, analysis_id, results={"warnings": [LOW_COVERAGE]})
+    finish(client, analysis_id, results={"warnings": [LOW_COVERAGE]})
     assert len(smtp_sink.messages) == before + 1
     mail = smtp_sink.messages[before]
     assert mail["Subject"] == "Your Alpine School ski analysis is ready"
@@ -235,6 +238,7 @@ def test_a_finished_analysis_shows_its_card_and_results_and_mails_the_visitor_on
     card = client.get(f"/api/embed/{SLUG}/feedback/{analysis_id}", headers=visitor(answer)).json
     assert card["edge_similarity"]["overall"] == 77.5 and card["turns_analysed"] == 2 and card["turns_found"] == 3
     assert card["results_url"] == results_link and "/storage/analyses/" in card["video_url"]
+    assert card["warnings"] == [LOW_COVERAGE]
 
     token = results_link.rsplit("/", 1)[1]
     results = client.get(f"/api/embed/results/{token}").json

@@ -278,6 +278,7 @@ def _result_card(analysis: Analysis) -> dict:
         "turns_found": len(turns),
         "video_url": storage().presign_download(video.key, ttl) if video else None,
         "results_url": url_for("pages.results", token=results_token(analysis.id), _external=True),
+        "warnings": (analysis.results or {}).get("warnings") or [],
     }
 
 

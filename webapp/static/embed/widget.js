@@ -64,6 +64,7 @@
       <div data-view="result" hidden>
         <div class="score"><span>Edge similarity</span><strong data-id="score">–</strong><span>/ 100</span></div>
         <p data-id="score-note" class="hint" hidden></p>
+        <p data-id="warnings" class="warning" role="note" hidden></p>
         <p><span data-id="turns">0</span> turns analysed.</p>
         <video data-id="overlay" controls muted playsinline preload="metadata"></video>
         <p><a data-id="results-link" target="_blank" rel="noopener">See the full results</a></p>
@@ -295,6 +296,7 @@
     const overall = card.edge_similarity.overall;
     $("score").textContent = overall == null ? "–" : Math.round(overall);
     say("score-note", overall == null ? card.edge_similarity_note : "");
+    say("warnings", (card.warnings || []).join(" "));
     $("turns").textContent = card.turns_analysed;
     if (card.video_url) $("overlay").src = card.video_url;
     $("results-link").href = card.results_url;

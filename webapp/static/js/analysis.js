@@ -63,8 +63,19 @@ async function retry() {
   poll();
 }
 
+// What the analysis could not do well (e.g. the skier was lost for part of the clip).
+function showWarnings(warnings) {
+  $("warning-list").replaceChildren(...warnings.map((warning) => {
+    const item = document.createElement("li");
+    item.textContent = warning;
+    return item;
+  }));
+  $("warnings").hidden = !warnings.length;
+}
+
 async function showResults(analysis) {
   $("results").hidden = false;
+  showWarnings(analysis.results.warnings || []);
   const metrics = analysis.results.metrics;
   for (const side of ["overall", "left", "right"]) {
     $(`score-${side}`).textContent = round(metrics.summary[side]);
