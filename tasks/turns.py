@@ -116,8 +116,8 @@ def score_turn(turn: Turn, times: np.ndarray, angles: FrameAngles, config: Metri
     Agreement: the mean absolute left-right difference over the edged part of the turn
     (frames around the apex leaning at least `edged_fraction` of the peak), scoring 100 at
     0 degrees and 0 at `edge_difference_scale_deg`. Lag: the shift (within `max_lag_ms`) that
-    best aligns the two edge angle curves over the turn, scoring 100 at 0 ms and 0 at
-    `lag_scale_ms`; positive when the right leg follows the left.
+    best aligns the two edge angle curves over the turn, positive when the right leg follows
+    the left; it scores 100 up to one frame and falls to 0 at `lag_scale_ms` beyond that.
     """
     span = slice(turn.start_frame, turn.end_frame)
     left, right = angles.left_edge_deg[span], angles.right_edge_deg[span]
@@ -130,7 +130,9 @@ def score_turn(turn: Turn, times: np.ndarray, angles: FrameAngles, config: Metri
     interval = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
     lag_frames = best_lag(_fill(left), _fill(right), round(config.max_lag_ms / 1000 / interval))
     lag_ms = lag_frames * interval * 1000
-    lag_score = 100 * float(np.clip(1 - abs(lag_ms) / config.lag_scale_ms, 0, 1))
+    # A lag within one frame cannot be told apart from the pose's own wobble.
+    beyond_a_frame = max(0.0, abs(lag_frames) - 1) * interval * 1000
+    lag_score = 100 * float(np.clip(1 - beyond_a_frame / config.lag_scale_ms, 0, 1))
     similarity = config.agreement_weight * agreement + (1 - config.agreement_weight) * lag_score
     return replace(
         turn,
@@ -157,18 +159,30 @@ def edged_frames(lean: np.ndarray, apex: int, fraction: float) -> np.ndarray:
     return mask
 
 
-def best_lag(left: np.ndarray, right: np.ndarray, max_lag: int) -> int:
-    """The shift of `right` against `left` (frames) with the highest correlation; positive = right later."""
+def best_lag(left: np.ndarray, right: np.ndarray, max_lag: int) -> float:
+    """The shift of `right` against `left` (frames) with the highest correlation; positive = right later.
+
+    The best whole-frame shift is refined to a fraction of a frame by a parabola through the
+    correlations either side of it, so that the lag does not jump a whole frame when the
+    pose wobbles.
+    """
     left, right = left - left.mean(), right - right.mean()
-    best, best_score = 0, -np.inf
-    for lag in range(-max_lag, max_lag + 1):
-        a, b = (left[: len(left) - lag], right[lag:]) if lag >= 0 else (left[-lag:], right[: len(right) + lag])
-        if len(a) < 3:
-            continue
-        score = float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
-        if score > best_score + 1e-9:
-            best, best_score = lag, score
-    return best
+    scores = {lag: _correlation(left, right, lag) for lag in range(-max_lag, max_lag + 1)}
+    scores = {lag: score for lag, score in scores.items() if score is not None}
+    if not scores:
+        return 0.0
+    best = max(sorted(scores, key=abs), key=scores.get)
+    before, at, after = scores.get(best - 1), scores[best], scores.get(best + 1)
+    if before is None or after is None or before - 2 * at + after >= 0:
+        return float(best)
+    return best + 0.5 * (before - after) / (before - 2 * at + after)
+
+
+def _correlation(left: np.ndarray, right: np.ndarray, lag: int) -> float | None:
+    a, b = (left[: len(left) - lag], right[lag:]) if lag >= 0 else (left[-lag:], right[: len(right) + lag])
+    if len(a) < 3:
+        return None
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
 
 
 def summarize(turns: tuple[Turn, ...], config: MetricsConfig) -> dict:

@@ -133,3 +133,21 @@ def test_rhythm_counts_complete_turns_only():
              turn(3, "right", 80, 2.0))
     assert rhythm(turns) == {"turns_per_minute": 40.0, "duration_cv": pytest.approx(0.27, abs=0.01), "median_duration_s": 1.5}
     assert rhythm(turns[:1])["turns_per_minute"] is None
+
+
+@pytest.mark.parametrize("delay", [-2.5, 0.4, 1.5, 3.25])
+def test_best_lag_finds_a_shift_of_part_of_a_frame(delay):
+    frames = np.arange(60)
+    left = np.sin(frames / 6)
+    right = np.sin((frames - delay) / 6)
+    assert best_lag(left, right, 8) == pytest.approx(delay, abs=0.15)
+
+
+@pytest.mark.parametrize("delay, full_score", [(1, True), (-1, True), (2, False), (-3, False)])
+def test_a_lag_within_one_frame_is_not_held_against_the_skier(delay, full_score):
+    times, inclination = linked_turns()
+    left = 1.5 * inclination
+    right = 1.5 * 30 * np.sin(np.pi * (times - delay / FPS))
+    found = analyse_turns(times, angles(inclination, left, right), CONFIG)
+    for turn in (t for t in found.turns if not t.partial):
+        assert (turn.edge_lag_score == 100) is full_score
