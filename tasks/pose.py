@@ -14,6 +14,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from tasks.config import PoseConfig
+from tasks.keypoints import SHARED, KeypointModel, blend_keypoints
 from tasks.landmarks import LANDMARK_COUNT
 from tasks.progress import ProgressCallback
 from tasks.video import VideoInfo, iter_frames
@@ -82,15 +83,18 @@ def estimate_pose(
     config: PoseConfig,
     model_path: Path,
     on_progress: ProgressCallback | None = None,
+    keypoint_model: KeypointModel | None = None,
 ) -> PoseSequence:
-    """Run the MediaPipe Pose Landmarker in video mode on each frame's crop window.
+    """Run the MediaPipe Pose Landmarker in video mode on each frame's crop window, and
+    average in a second keypoint model's shoulders, hips, knees and ankles when one is given.
 
     This thread decodes and crops; `config.workers` threads each run a landmarker on chunks
     of consecutive frames (MediaPipe releases the GIL and uses one core), chunk `k` going to
     worker `k % workers` so that results do not depend on thread timing. Within a chunk a
     landmarker tracks the pose from frame to frame; at a chunk's first frame it finds it
     again, in a crop that still centres on the skier. Crops reach their worker one by one,
-    so it starts on a chunk as soon as its first frame is decoded.
+    so it starts on a chunk as soon as its first frame is decoded. The second model runs on
+    this thread, in batches, while the landmarkers work.
 
     Args:
         info: The probed clip.
@@ -98,6 +102,7 @@ def estimate_pose(
         config: Crop size, MediaPipe confidences, workers and chunk length.
         model_path: A Pose Landmarker `.task` bundle.
         on_progress: Called with the number of frames done.
+        keypoint_model: The second opinion (`tasks.keypoints`), or None for MediaPipe alone.
 
     Returns:
         Image landmarks in frame pixels, world landmarks in metres, and visibility.
@@ -106,11 +111,14 @@ def estimate_pose(
     progress = _Progress(on_progress)
     # A worker's queue holds up to a chunk, so the others get theirs while it catches up.
     queues = [queue.Queue(maxsize=_chunk_frames(info, config)) for _ in range(config.workers)]
+    second = _SecondOpinion(keypoint_model, info.frames_in_trim) if keypoint_model else None
     with ThreadPoolExecutor(config.workers, thread_name_prefix="pose") as pool:
         running = [pool.submit(_estimate_crops, crops, pose, config, model_path, progress) for crops in queues]
         try:
             for chunk, crop in _crops(info, windows, config, pose, progress):
                 _put(queues[chunk % config.workers], crop, running, progress)
+                if second is not None:
+                    second.add(crop)
             for crops in queues:
                 _put(crops, None, running, progress)
         except BaseException:
@@ -122,6 +130,9 @@ def estimate_pose(
         for future in running:
             future.result()
     progress.report()
+    if second is not None:
+        second.flush()
+        pose.image_xy[:] = blend_keypoints(pose.image_xy, second.xy, second.confidence, config.keypoint_confidence)
     return pose
 
 
@@ -147,6 +158,32 @@ class _Progress:
         if self._callback and self._done > self._reported:
             self._reported = self._done
             self._callback(self._reported)
+
+
+class _SecondOpinion:
+    """Runs the second keypoint model on crops in batches; holds its points in frame pixels."""
+
+    _BATCH = 8
+
+    def __init__(self, model: KeypointModel, frames: int) -> None:
+        self._model = model
+        self._batch: list[_Crop] = []
+        self.xy = np.full((frames, len(SHARED), 2), np.nan)
+        self.confidence = np.zeros((frames, len(SHARED)))
+
+    def add(self, crop: _Crop) -> None:
+        self._batch.append(crop)
+        if len(self._batch) == self._BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._batch:
+            return
+        xy, confidence = self._model([image for _, _, image, _, _ in self._batch])
+        for (index, _, _, origin, side), points, certainty in zip(self._batch, xy, confidence):
+            self.xy[index] = np.asarray(origin) + points * side
+            self.confidence[index] = certainty
+        self._batch = []
 
 
 def _chunk_frames(info: VideoInfo, config: PoseConfig) -> int:

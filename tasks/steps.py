@@ -17,6 +17,7 @@ from tasks.errors import PoserError
 from tasks.charts import plot_metrics
 from tasks.export import summary_markdown, write_json, write_landmarks_csv, write_turns_csv
 from tasks.frontal import frontal_angles
+from tasks.keypoints import second_opinion
 from tasks.models import require_model
 from tasks.objects import download
 from tasks.pose import PoseSequence, crop_windows, estimate_pose
@@ -59,11 +60,12 @@ def track(info: VideoInfo, config: AnalysisConfig, device: str, hint: SkierHint 
 
 
 @task(name="pose", **_RETRYABLE)
-def pose(info: VideoInfo, skier: SkierTrack, config: AnalysisConfig) -> PoseSequence:
+def pose(info: VideoInfo, skier: SkierTrack, config: AnalysisConfig, device: str) -> PoseSequence:
     model = require_model(config.models, "pose")
     windows = crop_windows(skier.boxes, info.fps, config.pose)
+    keypoints = second_opinion(config, device)
     with stage("pose", info.frames_in_trim) as progress:
-        return estimate_pose(info, windows, config.pose, model, progress)
+        return estimate_pose(info, windows, config.pose, model, progress, keypoints)
 
 
 @task(name="smooth", **_RETRYABLE)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from tasks.config import TrackingConfig
 from tasks.equipment import EQUIPMENT_CLASSES, equipment_votes
 from tasks.progress import ProgressCallback
 from tasks.video import VideoFrame, VideoInfo, cores_but_one, iter_frames
+from tasks.yolo import load_yolo
 
 _COCO_PERSON = 0
 # Track id of a detection the tracker did not (yet) assign to a track.
@@ -347,39 +347,13 @@ def _load_tracker(path: Path, stride: int):
 def _load_detector(model_path: Path, config: TrackingConfig, device: str):
     """A function from a batch of images to the person, ski and board boxes in each
     (Ultralytics `Boxes`). The extra classes come from the same inference, at no cost."""
-    # Ultralytics otherwise probes the network, may pip-install packages and writes settings
-    # to the home folder; all three must stay off on workers without internet.
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-    os.environ.setdefault("YOLO_VERBOSE", "False")
-    import torch
-    from ultralytics import YOLO
-    from ultralytics.models.yolo.detect import DetectionPredictor
-
-    threads = config.threads or cores_but_one()
-
-    class Predictor(DetectionPredictor):
-        """Sets PyTorch's threads and skips the warm-up.
-
-        Setting up the model would set the threads to Ultralytics' choice (one less than the
-        cores, at most 8). The warm-up, on the CPU, only imports torchvision for its NMS,
-        which takes 2 s (torch._dynamo comes with it); Ultralytics' own NMS gives the same
-        boxes. A GPU warms up on the first batch instead.
-        """
-
-        def setup_model(self, model, verbose: bool = True) -> None:
-            super().setup_model(model, verbose)
-            torch.set_num_threads(threads)
-            self.done_warmup = True
-
-    model = YOLO(str(model_path), task="detect")
+    predict = load_yolo(
+        model_path, "detect", device, config.threads or cores_but_one(),
+        imgsz=config.imgsz, conf=config.confidence, classes=[_COCO_PERSON, *EQUIPMENT_CLASSES],
+    )
 
     def detect(images: list[np.ndarray]) -> list:
-        results = model.predict(
-            images, predictor=Predictor, imgsz=config.imgsz, conf=config.confidence,
-            classes=[_COCO_PERSON, *EQUIPMENT_CLASSES], device=device, verbose=False,
-        )
-        return [result.boxes.cpu().numpy() for result in results]
+        return [result.boxes.cpu().numpy() for result in predict(images)]
 
     return detect
 
