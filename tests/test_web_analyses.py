@@ -166,6 +166,29 @@ def test_the_last_known_status_stands_when_prefect_is_unreachable(app, signed_in
     assert signed_in.get(f"/api/analyses/{refused.json['analysis']['id']}").json["analysis"]["status"] == "awaiting_upload"
 
 
+@pytest.mark.parametrize(
+    ("state", "age_s", "expected"),
+    [
+        ("Running", 0, "RUNNING"),
+        ("Crashed", 0, "CRASHED"),
+        ("Completed", 0, "COMPLETED"),
+        # The flow's own report of why it failed may still be on its way.
+        ("Failed", 0, None),
+        ("Failed", 300, "FAILED"),
+    ],
+)
+def test_a_fresh_failure_waits_for_the_flow_to_say_why(state, age_s, expected):
+    from datetime import datetime, timedelta, timezone
+
+    from prefect import states
+
+    from webapp.orchestration import state_type
+
+    made = getattr(states, state)(timestamp=datetime.now(timezone.utc) - timedelta(seconds=age_s))
+    assert state_type(made) == expected
+    assert state_type(None) is None
+
+
 def test_a_state_read_from_prefect_never_overwrites_what_the_flow_reported_meanwhile(app):
     from sqlalchemy import update
 

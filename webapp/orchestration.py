@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import func, update
@@ -84,6 +85,9 @@ _STATUS_OF_STATE = {
     "CRASHED": AnalysisStatus.FAILED,
 }
 _STOPPED = "The analysis stopped unexpectedly. Please try again."
+# A failed run's hook reports the reason moments after Prefect records the failure; until
+# then the state alone must not end the analysis with a vaguer reason.
+_FAILURE_REPORT_GRACE = timedelta(seconds=30)
 _STATE_TIMEOUT_S = 2.0
 _RETRY_TIMEOUT_S = 5.0
 _RUNS_PER_READ = 200
@@ -179,7 +183,7 @@ def flow_run_states(flow_run_ids: list[str]) -> dict[str, str | None] | None:
                 runs = await client.read_flow_runs(
                     flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
                 )
-                states |= {str(run.id): run.state.type.value if run.state else None for run in runs}
+                states |= {str(run.id): state_type(run.state) for run in runs}
         return states
 
     try:
@@ -195,7 +199,17 @@ def _flow_run_state(flow_run_id: str) -> str | None:
     except Exception as exc:
         log.info("Flow run %s state unknown: %s", flow_run_id, exc)
         return None
-    return flow_run.state.type.value if flow_run.state else None
+    return state_type(flow_run.state)
+
+
+def state_type(state) -> str | None:
+    """The type of a flow run's Prefect state, e.g. `CRASHED`; None while unknown, or while
+    a failure is too recent for the flow's own report of why to have arrived."""
+    if state is None:
+        return None
+    if state.type.value == "FAILED" and datetime.now(timezone.utc) - state.timestamp < _FAILURE_REPORT_GRACE:
+        return None
+    return state.type.value
 
 
 def _read_flow_run(flow_run_id: str):
