@@ -13,6 +13,7 @@ import numpy as np
 from tasks import appearance
 from tasks.config import TrackingConfig
 from tasks.equipment import EQUIPMENT_CLASSES, equipment_votes
+from tasks.pose import fill_short_gaps, runs_of
 from tasks.progress import ProgressCallback
 from tasks.video import VideoFrame, VideoInfo, cores_but_one, iter_frames
 from tasks.yolo import load_yolo
@@ -245,7 +246,10 @@ def select_skier(
     confidence[detections.frame[rows]] = detections.confidence[rows]
     frames_per_track = {track_id: int(np.sum(detections.track_id[rows] == track_id)) for track_id in chosen}
     _follow_untracked(boxes, confidence, detections, rules)
-    fill_short_gaps(boxes, confidence, detections.stride)
+    # Frames the detector skipped next to boxes from untracked detections or at the joint of
+    # two track pieces.
+    filled = fill_short_gaps(np.column_stack([boxes, confidence]), detections.stride - 1)
+    boxes, confidence = filled[:, :4], filled[:, 4]
     seen = int(np.sum(~np.isnan(boxes[detections.detector_frames(), 0])))
     return SkierTrack(
         boxes, confidence, tuple(chosen), frames_per_track, selection, len(ids), tuple(warnings),
@@ -266,22 +270,12 @@ def coverage_warning(skier: SkierTrack, fps: float, trim_start_s: float, below: 
     present = skier.present
     if not len(present) or skier.tracked_fraction >= below or present.all():
         return None
-    start, stop = longest_run(~present)
+    start, stop = max(runs_of(~present), key=lambda run: run[1] - run[0])
     return (
         f"The skier was tracked in {math.floor(100 * skier.tracked_fraction)}% of the clip (lost from "
         f"{trim_start_s + start / fps:.1f} s to {trim_start_s + stop / fps:.1f} s); "
         "scores cover only the tracked part."
     )
-
-
-def longest_run(flags: np.ndarray) -> tuple[int, int]:
-    """Start and end (exclusive) of the longest run of True in `flags`; (0, 0) when none."""
-    edges = np.diff(np.r_[0, flags.astype(np.int8), 0])
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    if not len(starts):
-        return 0, 0
-    longest = int(np.argmax(stops - starts))
-    return int(starts[longest]), int(stops[longest])
 
 
 def _batches(frames: Iterator[VideoFrame], size: int) -> Iterator[list[VideoFrame]]:
@@ -532,19 +526,6 @@ def _follow_untracked(
                 best = min(fits, key=lambda row: _centre_jump(detections.boxes[row], previous))
                 boxes[frame] = detections.boxes[best]
                 confidence[frame] = detections.confidence[best]
-
-
-def fill_short_gaps(boxes: np.ndarray, confidence: np.ndarray, stride: int) -> None:
-    """Interpolate the skier's box in runs of fewer than `stride` missing frames between two
-    seen ones: frames the detector skipped, next to boxes taken from untracked detections or
-    at the joint of two track pieces."""
-    seen = np.flatnonzero(~np.isnan(boxes[:, 0]))
-    for before, after in zip(seen[:-1], seen[1:]):
-        gap = int(after - before)
-        if 1 < gap <= stride:
-            weights = np.arange(1, gap)[:, None] / gap
-            boxes[before + 1 : after] = boxes[before] + weights * (boxes[after] - boxes[before])
-            confidence[before + 1 : after] = np.minimum(confidence[before], confidence[after])
 
 
 def _frames(seconds: float, fps: float) -> int:

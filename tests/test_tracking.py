@@ -20,9 +20,7 @@ from tasks.tracking import (
     coverage_warning,
     detect_and_track,
     detection_stride,
-    fill_short_gaps,
     fill_skipped_frames,
-    longest_run,
     select_skier,
 )
 from tasks.video import probe_video
@@ -242,31 +240,6 @@ def test_a_passer_by_near_the_lost_skier_is_not_joined_when_they_look_different(
 def test_untracked_detections_must_not_look_unlike_the_skier(colour, present):
     found = looks({1: TEAL, UNTRACKED: colour}, detections({1: moving(SKIER, range(0, 40)), UNTRACKED: moving(SKIER, [40])}))
     assert select_skier(found, CONFIG).present[40] == present
-
-
-@pytest.mark.parametrize(
-    ("present", "stride", "filled"),
-    [
-        ([1, 0, 1, 1], 2, [1, 1, 1, 1]),
-        ([1, 0, 0, 1], 2, [1, 0, 0, 1]),
-        ([1, 0, 0, 1], 3, [1, 1, 1, 1]),
-        ([0, 1, 0, 1, 0], 2, [0, 1, 1, 1, 0]),
-    ],
-)
-def test_short_gaps_in_the_skier_track_are_interpolated(present, stride, filled):
-    boxes = np.where(np.asarray(present)[:, None] == 1, np.arange(len(present))[:, None] * [1.0, 1, 1, 1], np.nan)
-    confidence = np.asarray(present, dtype=float)
-    fill_short_gaps(boxes, confidence, stride)
-    assert (~np.isnan(boxes[:, 0])).astype(int).tolist() == filled
-    np.testing.assert_allclose(boxes[np.asarray(filled) == 1, 0], np.flatnonzero(filled))
-
-
-@pytest.mark.parametrize(
-    ("flags", "run"),
-    [([0, 0], (0, 0)), ([1, 1, 0], (0, 2)), ([0, 1, 0, 1, 1, 1, 0], (3, 6)), ([0, 0, 1], (2, 3))],
-)
-def test_longest_run(flags, run):
-    assert longest_run(np.asarray(flags, dtype=bool)) == run
 
 
 def track_with_gaps(missing: range, frames: int = 250) -> SkierTrack:
