@@ -249,7 +249,8 @@ def select_skier(
     # Frames the detector skipped next to boxes from untracked detections or at the joint of
     # two track pieces.
     filled = fill_short_gaps(np.column_stack([boxes, confidence]), detections.stride - 1)
-    boxes, confidence = filled[:, :4], filled[:, 4]
+    # Contiguous copies: a view would pickle, and so hash as a task input, unlike its reloaded self.
+    boxes, confidence = np.ascontiguousarray(filled[:, :4]), np.ascontiguousarray(filled[:, 4])
     seen = int(np.sum(~np.isnan(boxes[detections.detector_frames(), 0])))
     return SkierTrack(
         boxes, confidence, tuple(chosen), frames_per_track, selection, len(ids), tuple(warnings),
