@@ -109,6 +109,12 @@ class SkierTrack:
     equipment: dict[str, int] = field(default_factory=dict)
     detector_frames: int = 0
 
+    def __post_init__(self) -> None:
+        # Task inputs are cached by their pickle, and a strided view pickles unlike the
+        # contiguous copy a retried flow run reloads: its pose step would miss its cache.
+        object.__setattr__(self, "boxes", np.ascontiguousarray(self.boxes))
+        object.__setattr__(self, "confidence", np.ascontiguousarray(self.confidence))
+
     @property
     def present(self) -> np.ndarray:
         return ~np.isnan(self.boxes[:, 0])
@@ -249,8 +255,7 @@ def select_skier(
     # Frames the detector skipped next to boxes from untracked detections or at the joint of
     # two track pieces.
     filled = fill_short_gaps(np.column_stack([boxes, confidence]), detections.stride - 1)
-    # Contiguous copies: a view would pickle, and so hash as a task input, unlike its reloaded self.
-    boxes, confidence = np.ascontiguousarray(filled[:, :4]), np.ascontiguousarray(filled[:, 4])
+    boxes, confidence = filled[:, :4], filled[:, 4]
     seen = int(np.sum(~np.isnan(boxes[detections.detector_frames(), 0])))
     return SkierTrack(
         boxes, confidence, tuple(chosen), frames_per_track, selection, len(ids), tuple(warnings),
