@@ -66,8 +66,8 @@ def seed(database_url: str, count: int) -> list[tuple[str, str, dict]]:
         db.session.add(EmbedToken(partner_id=partner.id, analysis_id=widget.id, email=user.email, client_ip="127.0.0.1",
                                   token_hash=token_hash("confirm"), results_token_hash=token_hash("results"),
                                   expires_at=utcnow() + timedelta(days=1), confirmed_at=utcnow()))
-        db.session.commit()
         bearer = {"Authorization": f"Bearer {issue_token(user)}"}
+        db.session.commit()
         return [
             ("list (20 per page)", "/api/analyses", bearer),
             ("status", f"/api/analyses/{analyses[0].id}", bearer),
@@ -116,8 +116,9 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="poser-web-bench-"))
     database_url = args.database_url or f"sqlite:///{folder / 'bench.sqlite3'}"
-    os.environ.update(POSER_SECRET_KEY="benchmark-secret", POSER_SQLALCHEMY_DATABASE_URI=database_url,
-                      POSER_STORAGE_ROOT=str(folder / "storage"))
+    # Development mode: the benchmark runs on this machine, without production secrets.
+    os.environ.update(POSER_DEV_MODE="true", POSER_SECRET_KEY="benchmark-secret",
+                      POSER_SQLALCHEMY_DATABASE_URI=database_url, POSER_STORAGE_ROOT=str(folder / "storage"))
     endpoints = seed(database_url, args.analyses)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

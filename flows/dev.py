@@ -48,7 +48,11 @@ class Stack:
             "POSER_ANALYSIS_DEPLOYMENT": DEPLOYMENT,
             # Plain HTTP on loopback: the cookie cannot be Secure there.
             "POSER_SESSION_COOKIE_SECURE": "false",
+            # A laptop, not production: the web app keeps a secret key of its own in its
+            # instance folder instead of refusing to start without POSER_SECRET_KEY.
+            "POSER_DEV_MODE": "true",
         }
+        environment.setdefault("POSER_PUBLIC_URL", f"http://127.0.0.1:{web_port}")
         # The parts' own logs are the point of running the stack in a terminal.
         environment.pop("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", None)
         environment.setdefault("POSER_INTERNAL_SECRET", secrets.token_urlsafe(32))
@@ -74,8 +78,9 @@ class Stack:
         self._run(["flask", "--app", "webapp", "db", "upgrade"])
 
         say(f"Starting the web app on http://127.0.0.1:{self.web_port}")
-        self._spawn("web app", ["gunicorn", "--bind", f"127.0.0.1:{self.web_port}", "--workers", "2",
-                                "--threads", "4", "--access-logfile", "-", "webapp:create_app()"])
+        self._spawn("web app", ["gunicorn", "--config", "python:webapp.gunicorn_conf", "--bind",
+                                f"127.0.0.1:{self.web_port}", "--workers", "2", "--threads", "4",
+                                "--access-logfile", "-", "webapp:create_app()"])
         self._wait_for(f"http://127.0.0.1:{self.web_port}/healthz", "the web app", 60)
         say("Starting a worker on the pool")
         self._spawn("worker", ["prefect", "worker", "start", "--pool", POOL])

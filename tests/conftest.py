@@ -63,6 +63,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# The SMTP sink refuses every recipient at this domain.
+REFUSED_DOMAIN = "refused.example"
+
+
 @pytest.fixture(scope="session")
 def smtp_sink():
     """A real SMTP server on loopback that keeps every message it receives."""
@@ -73,6 +77,13 @@ def smtp_sink():
         def __init__(self) -> None:
             super().__init__()
             self.messages = []
+
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            # Like a real server with no such mailbox: refuses every address at this domain.
+            if address.lower().endswith("@" + REFUSED_DOMAIN):
+                return "550 5.1.1 No such user here"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
 
         def handle_message(self, message) -> None:
             self.messages.append(message)
@@ -235,10 +246,11 @@ def storage_backend():
 def served_app(app, worker_deployment, storage_backend, s3_server):
     """The app on a real HTTP port, so the worker's flow can report to it, storing objects
     in a local folder or in S3."""
-    app.config.update(INTERNAL_SECRET=WORKER_SECRET, ANALYSIS_DEPLOYMENT=DEPLOYMENT, SESSION_COOKIE_SECURE=False)
+    port = free_port()
+    app.config.update(INTERNAL_SECRET=WORKER_SECRET, ANALYSIS_DEPLOYMENT=DEPLOYMENT, SESSION_COOKIE_SECURE=False,
+                      PUBLIC_URL=f"http://127.0.0.1:{port}")
     if storage_backend == "s3":
         app.config.update(STORAGE_BACKEND="s3", S3_BUCKET=S3_BUCKET, S3_ENDPOINT_URL=s3_server)
-    port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -9,7 +9,9 @@ import pytest
 from webapp.db import db
 from webapp.models import VerificationCode, utcnow
 
-from tests.webutil import EMAIL, https_client, request_code, sign_in
+from tests.webutil import EMAIL, https_client, request_code, sign_in, write_headers
+
+INVALID = "This code is not valid. Check the newest email from Poser, or request a new code."
 
 
 def test_a_code_by_email_signs_in_with_a_cookie_and_a_token(client, smtp_sink):
@@ -42,7 +44,7 @@ def test_a_code_works_once(client, smtp_sink):
     _, code = request_code(client, smtp_sink)
     assert client.post("/api/auth/verify-code", json={"email": EMAIL, "code": code}).status_code == 200
     again = client.post("/api/auth/verify-code", json={"email": EMAIL, "code": code})
-    assert again.status_code == 400 and "invalid or has expired" in again.json["error"]["message"]
+    assert again.status_code == 400 and again.json["error"]["message"] == INVALID
 
 
 def test_an_expired_code_is_refused(app, client, smtp_sink):
@@ -51,7 +53,7 @@ def test_an_expired_code_is_refused(app, client, smtp_sink):
         db.session.execute(db.update(VerificationCode).values(expires_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
     response = client.post("/api/auth/verify-code", json={"email": EMAIL, "code": code})
-    assert response.status_code == 400 and "expired" in response.json["error"]["message"]
+    assert response.status_code == 400 and response.json["error"]["message"] == INVALID
 
 
 def test_a_newer_code_replaces_the_older_one(client, smtp_sink):
@@ -66,17 +68,16 @@ def test_five_wrong_codes_lock_the_code(client, smtp_sink):
     _, code = request_code(client, smtp_sink)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     messages = [client.post("/api/auth/verify-code", json={"email": EMAIL, "code": wrong}).json for _ in range(5)]
-    assert messages[0]["error"]["message"] == "Wrong code. 4 tries left."
-    assert messages[4]["error"]["message"] == "Wrong code. Request a new one."
+    assert {message["error"]["message"] for message in messages} == {INVALID}
     locked = client.post("/api/auth/verify-code", json={"email": EMAIL, "code": code})
-    assert locked.status_code == 400 and "Too many wrong codes" in locked.json["error"]["message"]
+    assert locked.status_code == 400 and locked.json["error"]["message"] == INVALID
 
 
 def test_codes_are_rate_limited_per_email_and_per_client(client, smtp_sink):
     for _ in range(3):
         assert request_code(client, smtp_sink)[0].status_code == 202
     limited, _ = request_code(client, smtp_sink)
-    assert limited.status_code == 429 and limited.headers["Retry-After"] == "600"
+    assert limited.status_code == 429 and 590 <= int(limited.headers["Retry-After"]) <= 600
 
     statuses = [request_code(client, smtp_sink, f"rider{i}@example.com")[0].status_code for i in range(8)]
     assert statuses == [202] * 7 + [429]  # 3 + 7 codes from this client, then the client limit
@@ -95,12 +96,12 @@ def test_unknown_and_known_addresses_get_the_same_answer(client, smtp_sink):
 def test_bad_addresses_are_refused(client, payload):
     response = client.post("/api/auth/request-code", json=payload)
     assert response.status_code == 400
-    assert response.json["error"]["message"] == "Enter a valid email address."
+    assert response.json["error"]["message"].startswith("Enter a valid email address")
 
 
 def test_logout_ends_the_session(client, smtp_sink):
     sign_in(client, smtp_sink)
-    assert client.post("/api/auth/logout").status_code == 200
+    assert client.post("/api/auth/logout", headers=write_headers(client)).status_code == 200
     assert client.get("/api/auth/me").status_code == 401
 
 

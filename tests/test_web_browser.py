@@ -48,7 +48,7 @@ def app(request, tmp_path, smtp_sink):
     from webapp import create_app
 
     app = create_app({
-        "SECRET_KEY": "browser-test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'web.sqlite3'}",
+        "TESTING": True, "SECRET_KEY": "browser-test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'web.sqlite3'}",
         "MAIL_BACKEND": "smtp", "SMTP_PORT": smtp_sink.port, "STORAGE_ROOT": str(tmp_path / "storage"),
     })
     with app.app_context():

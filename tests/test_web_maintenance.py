@@ -120,4 +120,5 @@ def test_the_maintenance_flow_calls_the_web_app(served_app, monkeypatch):
     monkeypatch.setenv("POSER_WEBAPP_URL", url)
     monkeypatch.setenv("POSER_INTERNAL_SECRET", WORKER_SECRET)
     assert maintenance() == {"expired_uploads": 0, "expired_embed_tokens": 0, "orphaned_objects": 0, "lost_runs": 0,
-                             "refreshed_runs": 0, "outcomes_mailed": 0}
+                             "refreshed_runs": 0, "outcomes_mailed": 0, "ended_sessions": 0, "old_sign_in_codes": 0,
+                             "old_rate_limits": 0}

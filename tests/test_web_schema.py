@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from webapp.db import db
 from webapp.models import Analysis, EmbedToken, Partner, User, utcnow
 
-TABLES = {"users", "verification_codes", "analyses", "uploads", "artifacts", "partners", "embed_tokens"}
+TABLES = {"users", "verification_codes", "analyses", "uploads", "artifacts", "partners", "embed_tokens", "auth_sessions",
+          "rate_limits"}
 
 
 def test_migrations_create_every_table_and_can_be_reversed(app):

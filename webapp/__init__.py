@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp.config import DEFAULTS
+from webapp import config as settings
 from webapp.db import db, migrate
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -18,27 +20,39 @@ log = logging.getLogger(__name__)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app: defaults, then `POSER_*` environment variables, then `test_config`."""
+    """Build the app: defaults, then `POSER_*` environment variables, then `test_config`.
+
+    Raises `config.ConfigurationError` (a SystemExit, with a message saying what to set) when
+    production settings are missing or unsafe; see `config.prepare`.
+    """
     app = Flask(__name__, instance_relative_config=True)
-    app.config.from_mapping(DEFAULTS)
+    app.config.from_mapping(settings.DEFAULTS)
     app.config.from_prefixed_env("POSER")
     if test_config:
         app.config.from_mapping(test_config)
+    settings.prepare(app.config, app.instance_path)
+    if app.config["DEV_MODE"] and not app.config.get("TESTING"):
+        log.warning("Development mode: secrets and the public URL are filled in; never use it in production.")
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'poser.sqlite3'}"
     if app.config["TRUSTED_PROXIES"]:
         proxies = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+    _log_security_events()
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
 
-    from webapp import analyses, auth, contact, embed, health, internal, maintenance, pages, partners, storage
+    from webapp import (
+        account, analyses, auth, contact, embed, headers, health, internal, limits, maintenance, pages, partners,
+        sessions, storage,
+    )
 
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(contact.bp)
     app.register_blueprint(internal.bp)
     app.register_blueprint(maintenance.bp)
@@ -47,9 +61,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(embed.bp)
     app.register_blueprint(analyses.bp)
     app.register_blueprint(storage.bp)
+    headers.init_app(app)
     _register_error_handlers(app)
     app.context_processor(lambda: {"current_user": auth.current_user()})
     return app
+
+
+def _log_security_events() -> None:
+    """Sign-in checks and sign-outs go to stderr (the service's log) unless logging is set up."""
+    security = logging.getLogger("poser.security")
+    if not security.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] [security] %(message)s"))
+        security.addHandler(handler)
+        security.setLevel(logging.INFO)
+        security.propagate = False
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -64,7 +90,23 @@ def _register_error_handlers(app: Flask) -> None:
     def http_error(error: HTTPException):
         # Keep headers such as Retry-After and Allow; the body is ours.
         headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
-        return respond(error.code, error.name, error.description, headers)
+        message = error.description
+        if isinstance(error, RequestEntityTooLarge) and message == RequestEntityTooLarge.description:
+            limit = request.max_content_length
+            message = f"The request body is too large (at most {limit // 1024} KB)." if limit else message
+        return respond(error.code, error.name, message, headers)
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(error: OperationalError):
+        # A database that is down, or (SQLite) locked by another writer for too long: say so.
+        transient = "locked" in str(error.orig) or "busy" in str(error.orig) \
+            if db.engine.dialect.name == "sqlite" else True
+        if not transient:
+            return unexpected_error(error)
+        log.warning("Database unavailable: %s", error.orig)
+        db.session.rollback()
+        return respond(503, "Service unavailable", "The service is busy. Please try again in a moment.",
+                       [("Retry-After", "5")])
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

@@ -6,12 +6,14 @@ import math
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from webapp.auth import current_user, login_required
 from webapp.db import db
+from webapp.inputs import is_uuid, json_object, positive_int, text
+from webapp.limits import Limit, enforce
 from webapp.models import Analysis, AnalysisStatus, Upload, User
 from webapp.orchestration import (
     OrchestrationError,
@@ -28,6 +30,8 @@ bp = Blueprint("analyses", __name__, url_prefix="/api/analyses")
 
 _MIN_TRIM_S = 0.5
 _MAX_PER_PAGE = 100
+_MAX_PAGE = 1_000_000
+_MAX_SECONDS = 1e6
 
 
 @bp.post("/create-upload")
@@ -35,8 +39,16 @@ _MAX_PER_PAGE = 100
 def create_upload():
     """Validate the clip's name, type, size and trim window; create the analysis and an upload URL."""
     config = current_app.config
-    clip = clip_request(request.get_json(silent=True) or {}, config["MAX_UPLOAD_BYTES"], config["MAX_TRIM_S"])
-    analysis = new_analysis(current_user(), clip)
+    clip = clip_request(json_object(), config["MAX_UPLOAD_BYTES"], config["MAX_TRIM_S"])
+    user, window = current_user(), config["UPLOAD_QUOTA_WINDOW_S"]
+    enforce(
+        [Limit("uploads-user", user.id, config["UPLOADS_PER_USER"], window),
+         Limit("upload-bytes-user", user.id, config["UPLOAD_BYTES_PER_USER"], window, cost=clip.size)],
+        f"You have reached your upload quota ({config['UPLOADS_PER_USER']} clips or "
+        f"{config['UPLOAD_BYTES_PER_USER'] / 1024**3:g} GB per {window // 3600} hours); "
+        "try again in {minutes} minutes.",
+    )
+    analysis = new_analysis(user, clip)
     db.session.commit()
     upload = storage().presign_upload(analysis.input_key, clip.content_type, clip.size, config["UPLOAD_URL_TTL_S"])
     return jsonify(analysis=analysis.as_dict(), upload=upload.as_dict()), 201
@@ -58,11 +70,11 @@ def clip_request(payload: dict, max_bytes: int, max_trim_s: float) -> ClipReques
     """The clip described by `payload` (filename, content_type, size, trim), or the HTTP error
     that says what is wrong with it."""
     types = current_app.config["UPLOAD_TYPES"]
-    file_name = str(payload.get("filename", "")).strip()
-    content_type = str(payload.get("content_type", ""))
-    extension = types.get(content_type)
-    if not file_name or len(file_name) > 255 or "/" in file_name or "\\" in file_name:
-        abort(400, "Give the file's name (at most 255 characters).")
+    file_name = text(payload, "filename", "the file's name", 255)
+    content_type = payload.get("content_type")
+    extension = types.get(content_type) if isinstance(content_type, str) else None
+    if "/" in file_name or "\\" in file_name:
+        abort(400, "Give the file's name (at most 255 characters) without a folder.")
     if extension is None or PurePosixPath(file_name.lower()).suffix not in set(types.values()):
         abort(415, "Upload an MP4, MOV or WebM video.")
     size = payload.get("size")
@@ -74,9 +86,10 @@ def clip_request(payload: dict, max_bytes: int, max_trim_s: float) -> ClipReques
     return ClipRequest(file_name, content_type, extension, size, trim_start, trim_end)
 
 
-def new_analysis(user: User, clip: ClipRequest, **fields) -> Analysis:
-    """Add an analysis of `clip`, awaiting its upload, for `user` (not committed)."""
-    analysis = Analysis(user_id=user.id, trim_start_s=clip.trim_start_s, trim_end_s=clip.trim_end_s, input_key="", **fields)
+def new_analysis(user: User | None, clip: ClipRequest, **fields) -> Analysis:
+    """Add an analysis of `clip`, awaiting its upload, for `user` (not committed); a widget
+    submission has no user until its visitor confirms it."""
+    analysis = Analysis(user_id=user.id if user else None, trim_start_s=clip.trim_start_s, trim_end_s=clip.trim_end_s, input_key="", **fields)
     db.session.add(analysis)
     db.session.flush()
     analysis.input_key = f"uploads/{analysis.id}/input{clip.extension}"
@@ -116,8 +129,8 @@ def retry_analysis(analysis_id: str):
 @login_required
 def list_analyses():
     """The signed-in user's analyses, newest first, `per_page` at a time."""
-    page = _positive_int("page", 1)
-    per_page = min(_positive_int("per_page", 20), _MAX_PER_PAGE)
+    page = positive_int("page", 1, _MAX_PAGE)
+    per_page = min(positive_int("per_page", 20, _MAX_PAGE), _MAX_PER_PAGE)
     mine = select(Analysis).where(Analysis.user_id == current_user().id)
     total = db.session.scalar(select(func.count()).select_from(mine.subquery()))
     rows = db.session.scalars(
@@ -166,15 +179,20 @@ def download(analysis_id: str, kind: str):
 @login_required
 def delete_analysis(analysis_id: str):
     """Cancel the analysis if it runs, delete its stored files and its rows."""
-    analysis = _own_analysis(analysis_id)
+    remove_analysis(_own_analysis(analysis_id))
+    db.session.commit()
+    return "", 204
+
+
+def remove_analysis(analysis: Analysis) -> None:
+    """Cancel the analysis's flow run if it runs, delete its stored files and its rows (not
+    committed)."""
     if analysis.flow_run_id and analysis.status in (AnalysisStatus.QUEUED, AnalysisStatus.PROCESSING):
         cancel_flow_run(analysis.flow_run_id)
     store = storage()
     store.delete_prefix(f"uploads/{analysis.id}")
     store.delete_prefix(outputs_prefix(analysis).rsplit("/", 1)[0])
     db.session.delete(analysis)
-    db.session.commit()
-    return "", 204
 
 
 def download_link(analysis: Analysis, kind: str):
@@ -204,20 +222,33 @@ def run_again(analysis: Analysis) -> None:
 
 
 def check_upload(analysis: Analysis, store: LocalStorage | S3Storage) -> None:
-    """Check the clip arrived whole (409 otherwise) and record its sha256."""
+    """Check the clip arrived whole (409 otherwise), seal it and record its sha256.
+
+    Sealed, the clip can no longer change: the local store's upload link refuses every PUT
+    once one complete upload arrived; an S3 link cannot be withdrawn, so the clip is copied
+    to a key no link points to, and that copy is what is analysed.
+    """
     upload = analysis.upload
+    if isinstance(store, LocalStorage) and upload.status != "received":
+        abort(409, "The upload has not arrived. Upload the file, then confirm.")
     size = store.size(upload.key)
     if size is None:
         abort(409, "The upload has not arrived. Upload the file, then confirm.")
     if size != upload.size:
         abort(409, f"The upload holds {size} bytes but {upload.size} were declared. Upload it again.")
-    upload.sha256 = store.sha256(upload.key)
+    if isinstance(store, S3Storage):
+        sealed = f"uploads/{analysis.id}/sealed{PurePosixPath(upload.key).suffix}"
+        store.copy(upload.key, sealed)
+        if store.size(sealed) != upload.size:
+            abort(409, "The upload changed while it was being checked. Upload it again.")
+        analysis.input_key = sealed
+    upload.sha256 = store.sha256(analysis.input_key)
     upload.status = "confirmed"
 
 
 def _own_analysis(analysis_id: str) -> Analysis:
     """The analysis if it belongs to the signed-in user; 404 otherwise, so ids reveal nothing."""
-    analysis = db.session.get(Analysis, analysis_id)
+    analysis = db.session.get(Analysis, analysis_id) if is_uuid(analysis_id) else None
     if analysis is None or analysis.user_id != current_user().id:
         abort(404, "No such analysis.")
     return analysis
@@ -227,7 +258,7 @@ def _trim_window(payload: dict, max_length: float) -> tuple[float | None, float 
     values = []
     for name in ("trim_start_s", "trim_end_s"):
         value = payload.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        if value is not None and not is_seconds(value):
             abort(400, f"{name} must be a number of seconds.")
         values.append(None if value is None else float(value))
     start, end = values
@@ -241,12 +272,7 @@ def _trim_window(payload: dict, max_length: float) -> tuple[float | None, float 
     return start, end
 
 
-def _positive_int(name: str, default: int) -> int:
-    value = request.args.get(name, default)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        abort(400, f"{name} must be a positive whole number.")
-    if number < 1:
-        abort(400, f"{name} must be a positive whole number.")
-    return number
+def is_seconds(value) -> bool:
+    """Whether `value` is a JSON number usable as seconds (finite, at most a day and a half
+    in either direction; a huge integer would not even convert to a float)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= _MAX_SECONDS

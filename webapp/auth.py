@@ -1,9 +1,18 @@
-"""Sign-in with a code sent by email; session cookies for the browser, bearer tokens for API clients."""
+"""Sign-in with a code sent by email; session cookies for the browser, bearer tokens for API clients.
+
+Codes: each client asking for a code for an address gets its own (a newer one from the same
+client replaces it), so nobody else can replace or use up the code someone is about to type.
+A code may be checked `LOGIN_CODE_MAX_TRIES` times from the client that asked for it, and as
+many times from all other clients together; each check is reserved in the database before the
+code is compared, so parallel guesses cannot exceed that. Every failure answers alike, whether
+or not a code was pending.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import Callable
@@ -11,40 +20,43 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import Blueprint, abort, current_app, g, jsonify, request, session
-from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
+from webapp import sessions
 from webapp.db import db
-from webapp.limits import enforce_limits
-from webapp.mail import send_mail
+from webapp.inputs import client_key, email_address, json_object
+from webapp.limits import Limit, enforce
+from webapp.mail import send_or_abort
 from webapp.models import User, VerificationCode, utcnow
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
+security_log = logging.getLogger("poser.security")
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_CODE = re.compile(r"^[0-9]{6}$")
 CSRF_HEADER = "X-CSRF-Token"
+INVALID_CODE = "This code is not valid. Check the newest email from Poser, or request a new code."
 
 
 @bp.post("/request-code")
 def request_code():
     """Email a 6-digit code. Answers the same whether or not the address has an account."""
-    email = email_from(request.get_json(silent=True))
+    email = email_from(json_object())
     config = current_app.config
-    client = request.remote_addr or "unknown"
-    enforce_limits(
-        VerificationCode,
-        [(VerificationCode.email, email, config["LOGIN_CODES_PER_EMAIL"]),
-         (VerificationCode.client_ip, client, config["LOGIN_CODES_PER_CLIENT"])],
-        config["LOGIN_CODE_WINDOW_S"],
-        "Too many codes requested; try again in a few minutes.",
+    client = client_key()
+    window = config["LOGIN_CODE_WINDOW_S"]
+    enforce(
+        [Limit("code-client", client, config["LOGIN_CODES_PER_CLIENT"], window),
+         Limit("code-email-client", f"{email}|{client}", config["LOGIN_CODES_PER_EMAIL"], window)],
+        "Too many codes requested; try again in {minutes} minutes.",
     )
 
     code = f"{secrets.randbelow(10**6):06d}"
-    # A newer code replaces any earlier one still waiting.
+    # A newer code replaces the one this client asked for before; other clients' codes stay.
     db.session.execute(
         update(VerificationCode)
-        .where(VerificationCode.email == email, VerificationCode.used_at.is_(None))
+        .where(VerificationCode.email == email, VerificationCode.client_ip == client, VerificationCode.used_at.is_(None))
         .values(used_at=utcnow())
     )
     db.session.add(
@@ -55,7 +67,7 @@ def request_code():
     )
     db.session.commit()
     minutes = config["LOGIN_CODE_TTL_S"] // 60
-    send_mail(
+    send_or_abort(
         email,
         f"Your Poser sign-in code: {code}",
         f"Your sign-in code is {code}.\n\nIt works once, for {minutes} minutes. "
@@ -66,42 +78,109 @@ def request_code():
 
 @bp.post("/verify-code")
 def verify_code():
-    """Sign in with the emailed code: sets the session cookie and returns an API token."""
-    payload = request.get_json(silent=True)
+    """Sign in with the emailed code: sets the session cookie and returns a bearer token."""
+    payload = json_object()
     email = email_from(payload)
-    code = str((payload or {}).get("code", "")).strip()
-    pending = db.session.scalars(
-        select(VerificationCode)
-        .where(VerificationCode.email == email, VerificationCode.used_at.is_(None))
-        .order_by(VerificationCode.created_at.desc())
-        .limit(1)
-    ).first()
-    if pending is None or pending.expires_at <= utcnow():
-        abort(400, "This code is invalid or has expired. Request a new one.")
-    if pending.attempts >= current_app.config["LOGIN_CODE_MAX_TRIES"]:
-        abort(400, "Too many wrong codes. Request a new one.")
-    if not hmac.compare_digest(pending.code_hash, _hash_code(email, code)):
-        pending.attempts += 1
-        db.session.commit()
-        left = current_app.config["LOGIN_CODE_MAX_TRIES"] - pending.attempts
-        abort(400, f"Wrong code. {left} tries left." if left else "Wrong code. Request a new one.")
+    code = payload.get("code")
+    code = code.strip() if isinstance(code, str) else ""
+    if not _CODE.match(code):
+        abort(400, "Enter the 6-digit code from the email.")
+    config = current_app.config
+    client = client_key()
+    enforce([Limit("verify-client", client, config["LOGIN_VERIFY_PER_CLIENT"], config["LOGIN_CODE_WINDOW_S"])],
+            "Too many sign-in attempts from here; try again in {minutes} minutes.")
+
+    candidates = _reserve_checks(email, client)
+    sent = _hash_code(email, code)
+    matched = next((code_id for code_id, stored in candidates if hmac.compare_digest(stored, sent)), None)
+    security_log.info("sign-in code check: client=%s codes_checked=%d matched=%s", client, len(candidates), matched is not None)
+    if matched is None or not _use(matched):
+        abort(400, INVALID_CODE)
 
     user = user_for_email(email)
-    user.last_login_at = pending.used_at = utcnow()
-    pending.user_id = user.id
+    user.last_login_at = utcnow()
+    db.session.execute(update(VerificationCode).where(VerificationCode.id == matched).values(user_id=user.id))
+    # The address is proven; codes other clients asked for meanwhile are of no further use.
+    db.session.execute(
+        update(VerificationCode).where(VerificationCode.email == email, VerificationCode.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+    _, cookie_secret = sessions.start(user, sessions.COOKIE, int(config["PERMANENT_SESSION_LIFETIME"]))
+    token = issue_token(user)
     db.session.commit()
 
     session.clear()
     session.permanent = True
-    session["user_id"] = user.id
+    session["sid"] = cookie_secret
     session["csrf"] = secrets.token_urlsafe(32)
-    return jsonify(user=user.as_dict(), token=issue_token(user), csrf_token=session["csrf"])
+    return jsonify(user=user.as_dict(), token=token, token_expires_in=config["API_TOKEN_TTL_S"],
+                   csrf_token=session["csrf"])
+
+
+def _reserve_checks(email: str, client: str) -> list[tuple[int, str]]:
+    """Count one check against every live code of `email` that may still be checked from
+    `client`, and return those codes `(id, code_hash)`. The UPDATE re-checks the counts under
+    the row lock, so concurrent requests never get more checks than allowed."""
+    limit = current_app.config["LOGIN_CODE_MAX_TRIES"]
+    table = VerificationCode.__table__.c
+    own = table.client_ip == client
+    rows = db.session.execute(
+        update(VerificationCode.__table__)
+        .where(
+            table.email == email, table.used_at.is_(None), table.expires_at > utcnow(),
+            or_(and_(own, table.attempts < limit), and_(~own, table.other_attempts < limit)),
+        )
+        .values(attempts=table.attempts + case((own, 1), else_=0),
+                other_attempts=table.other_attempts + case((own, 0), else_=1))
+        .returning(table.id, table.code_hash)
+    ).all()
+    db.session.commit()
+    return [(row.id, row.code_hash) for row in rows]
+
+
+def _use(code_id: int) -> bool:
+    """Mark the code used; False when a parallel request used it first."""
+    return db.session.execute(
+        update(VerificationCode).where(VerificationCode.id == code_id, VerificationCode.used_at.is_(None))
+        .values(used_at=utcnow())
+    ).rowcount == 1
 
 
 @bp.post("/logout")
 def logout():
+    """End this session (or this bearer token). Cookie sessions need the CSRF header, so no
+    other site can sign people out."""
+    user = current_user()
+    if user is not None:
+        _check_csrf()
+        sessions.revoke(g.auth_session)
+        db.session.commit()
     session.clear()
     return jsonify(status="signed out")
+
+
+@bp.post("/logout-everywhere")
+def logout_everywhere():
+    """End every session and bearer token of the signed-in user, on every device."""
+    user = _signed_in()
+    ended = sessions.revoke_all(user.id)
+    db.session.commit()
+    security_log.info("signed out everywhere: user=%s sessions=%d", user.id, ended)
+    session.clear()
+    return jsonify(status="signed out", sessions_ended=ended)
+
+
+@bp.post("/token")
+def renew_token():
+    """Exchange a live bearer token for a new one; the old one stops working."""
+    _signed_in()
+    if g.auth_method != "token":
+        abort(400, "Send the bearer token to renew in the Authorization header.")
+    renewed = sessions.renew(g.auth_session, current_app.config["API_TOKEN_TTL_S"])
+    if renewed is None:
+        abort(401, "This token can no longer be renewed. Sign in again.")
+    row, token = renewed
+    return jsonify(token=token, token_expires_in=int((row.expires_at - utcnow()).total_seconds()))
 
 
 @bp.get("/me")
@@ -113,7 +192,7 @@ def me():
 
 
 def current_user() -> User | None:
-    """The signed-in user, from a bearer token or the session cookie; None if neither is valid."""
+    """The signed-in user, from a bearer token or the session cookie; None if neither is live."""
     if "current_user" not in g:
         g.current_user = _user_from_request()
     return g.current_user
@@ -124,38 +203,47 @@ def login_required(view: Callable) -> Callable:
 
     @wraps(view)
     def wrapped(*args, **kwargs):
-        if current_user() is None:
-            abort(401, "Sign in first.")
-        if g.auth_method == "session" and request.method in _UNSAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not hmac.compare_digest(sent, session.get("csrf", "")):
-                abort(403, "Missing or wrong CSRF token.")
+        _signed_in()
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def _signed_in() -> User:
+    """The signed-in user, after the CSRF check of a cookie write; 401 or 403 otherwise."""
+    user = current_user()
+    if user is None:
+        abort(401, "Sign in first.")
+    _check_csrf()
+    return user
+
+
+def _check_csrf() -> None:
+    if g.auth_method == "session" and request.method in _UNSAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), session.get("csrf", "").encode()):
+            abort(403, "Missing or wrong CSRF token.")
 
 
 def _user_from_request() -> User | None:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         g.auth_method = "token"
-        try:
-            claims = _tokens().loads(header[7:], max_age=current_app.config["API_TOKEN_TTL_S"])
-        except BadSignature:
-            return None
-        return db.session.get(User, claims.get("user_id"))
-    g.auth_method = "session"
-    user_id = session.get("user_id")
-    return db.session.get(User, user_id) if user_id is not None else None
+        row = sessions.find(header[7:].strip(), sessions.BEARER)
+    else:
+        g.auth_method = "session"
+        sid = session.get("sid")
+        row = sessions.find(sid, sessions.COOKIE) if isinstance(sid, str) else None
+    g.auth_session = row
+    return db.session.get(User, row.user_id) if row is not None else None
 
 
 def issue_token(user: User) -> str:
-    """A bearer token for API clients, valid for API_TOKEN_TTL_S."""
-    return _tokens().dumps({"user_id": user.id})
-
-
-def _tokens() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="poser-api-token")
+    """A new bearer token for `user`, valid for API_TOKEN_TTL_S and renewable until
+    API_TOKEN_MAX_AGE_S from now (added to the session, not committed)."""
+    config = current_app.config
+    _, token = sessions.start(user, sessions.BEARER, config["API_TOKEN_TTL_S"], config["API_TOKEN_MAX_AGE_S"])
+    return token
 
 
 def _hash_code(email: str, code: str) -> str:
@@ -168,15 +256,15 @@ def user_for_email(email: str) -> User:
     """The user with this (normalised) email, added now if there is none (not committed)."""
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
-        user = User(email=email)
-        db.session.add(user)
-        db.session.flush()
+        try:
+            with db.session.begin_nested():
+                user = User(email=email)
+                db.session.add(user)
+        except IntegrityError:  # a parallel request added the same address first
+            user = db.session.scalar(select(User).where(User.email == email))
     return user
 
 
-def email_from(payload) -> str:
-    """The normalised `email` of a JSON payload, or a 400 when it is not a plausible address."""
-    email = str((payload or {}).get("email", "")).strip().lower() if isinstance(payload, dict) else ""
-    if len(email) > 254 or not _EMAIL.match(email):
-        abort(400, "Enter a valid email address.")
-    return email
+def email_from(payload: dict) -> str:
+    """The normalised `email` of a JSON payload, or a 400 when it is not a valid address."""
+    return email_address(payload.get("email") if isinstance(payload, dict) else None)

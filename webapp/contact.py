@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, jsonify
 
-from webapp.auth import email_from, current_user
-from webapp.mail import send_mail
+from webapp.auth import current_user, email_from
+from webapp.inputs import client_key, json_object, text
+from webapp.limits import Limit, enforce
+from webapp.mail import MailError, send_mail
 
 bp = Blueprint("contact", __name__, url_prefix="/api")
 
@@ -15,20 +17,22 @@ MESSAGE_LIMIT = 5000
 
 @bp.post("/contact")
 def contact():
-    """Mail `subject` and `message` to the operators, with the sender's address to reply to."""
-    payload = request.get_json(silent=True) or {}
-    subject = str(payload.get("subject", "")).strip()
-    message = str(payload.get("message", "")).strip()
-    if not 1 <= len(subject) <= SUBJECT_LIMIT:
-        abort(400, f"Give a subject of at most {SUBJECT_LIMIT} characters.")
-    if not 1 <= len(message) <= MESSAGE_LIMIT:
-        abort(400, f"Write a message of at most {MESSAGE_LIMIT} characters.")
+    """Mail `subject` and `message` to the operators, with the sender's address to reply to.
+
+    At most CONTACT_PER_CLIENT messages an hour from one client without an account, and
+    CONTACT_PER_USER from one signed-in user.
+    """
+    payload = json_object()
+    subject = text(payload, "subject", "a subject", SUBJECT_LIMIT)
+    message = text(payload, "message", "a message", MESSAGE_LIMIT, multiline=True)
     user = current_user()
     sender = user.email if user else email_from(payload)
-    send_mail(
-        current_app.config["CONTACT_EMAIL"],
-        f"[Poser contact] {subject}",
-        f"From: {sender}\n\n{message}",
-        reply_to=sender,
-    )
+    config = current_app.config
+    limit = (Limit("contact-user", user.id, config["CONTACT_PER_USER"], config["CONTACT_WINDOW_S"]) if user
+             else Limit("contact-client", client_key(), config["CONTACT_PER_CLIENT"], config["CONTACT_WINDOW_S"]))
+    enforce([limit], "Too many messages sent from here; please try again in {minutes} minutes.")
+    try:
+        send_mail(config["CONTACT_EMAIL"], f"[Poser contact] {subject}", f"From: {sender}\n\n{message}", reply_to=sender)
+    except MailError:
+        abort(503, "We could not send your message just now. Please try again in a minute.")
     return jsonify(status="sent"), 202

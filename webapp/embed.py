@@ -4,25 +4,29 @@ and follows the analysis to its results, without an account.
 Endpoints under `/api/embed/<slug>/` answer only pages of the partner's allowed origins, with
 CORS headers for those origins alone. A visitor's requests about their submission carry the
 visitor key the submit call returned; without it an analysis id reveals nothing.
+
+A submission names an email address but creates no account and belongs to no one until the
+link mailed to that address is opened: only then does it appear under that person's analyses.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, url_for
 from sqlalchemy import select, update
 
-from webapp.analyses import check_upload, clip_request, download_link, new_analysis, run_again
+from webapp.analyses import check_upload, clip_request, download_link, is_seconds, new_analysis, run_again
 from webapp.auth import email_from, user_for_email
 from webapp.db import db
-from webapp.limits import enforce_limits
-from webapp.mail import send_mail
+from webapp.headers import allow_framing_by
+from webapp.inputs import client_key, is_uuid, json_object
+from webapp.limits import Limit, enforce
+from webapp.links import public_url
+from webapp.mail import send_or_abort
 from webapp.models import Analysis, AnalysisStatus, EmbedToken, Partner, utcnow
 from webapp.orchestration import OrchestrationError, refresh_status, start_analysis
-from webapp.partners import origin_allowed
+from webapp.partners import SLUG, origin_allowed, parse_origin
 from webapp.storage import storage
 from webapp.tokens import matches, new_confirmation_token, results_token, token_hash, visitor_key
 
@@ -55,10 +59,11 @@ def add_cors_headers(response):
 def partner_for_request(slug: str) -> tuple[Partner, str]:
     """The partner named in the URL and the request's origin; 404 for an unknown slug, 403 for
     an origin (or, without one, a referrer) that is not on the partner's list."""
-    partner = db.session.scalar(select(Partner).where(Partner.slug == slug))
+    partner = db.session.scalar(select(Partner).where(Partner.slug == slug)) if SLUG.match(slug) else None
     if partner is None:
         abort(404, "No such partner.")
-    origin = request.headers.get("Origin") or _origin_of(request.headers.get("Referer", ""))
+    sent = request.headers.get("Origin")
+    origin = parse_origin(sent) if sent else parse_origin(request.headers.get("Referer", ""), path_allowed=True)
     if not origin or not origin_allowed(partner, origin):
         abort(403, "This site is not allowed to use the Poser widget.")
     return partner, origin
@@ -83,20 +88,20 @@ def submit(slug: str):
     partner, settings = g.partner, current_app.config
     payload = _json()
     email = email_from(payload)
-    client = request.remote_addr or "unknown"
-    enforce_limits(
-        EmbedToken,
-        [(EmbedToken.email, email, settings["EMBED_SUBMITS_PER_EMAIL"]),
-         (EmbedToken.client_ip, client, settings["EMBED_SUBMITS_PER_CLIENT"])],
-        settings["EMBED_RATE_WINDOW_S"],
-        "Too many clips were submitted from here; please try again in an hour.",
-    )
     if payload.get("trim_start_s") is None or payload.get("trim_end_s") is None:
         abort(400, f"Choose the part of the clip to analyse (at most {partner.max_trim_s:g} s).")
     clip = clip_request(payload, _max_upload_bytes(partner), partner.max_trim_s)
     hint = _skier_hint(payload.get("skier_hint"))
+    client = client_key()
+    window = settings["EMBED_RATE_WINDOW_S"]
+    enforce(
+        [Limit("submit-client", client, settings["EMBED_SUBMITS_PER_CLIENT"], window),
+         Limit("submit-email-client", f"{email}|{client}", settings["EMBED_SUBMITS_PER_EMAIL"], window)],
+        "Too many clips were submitted from here; please try again in {minutes} minutes.",
+    )
 
-    analysis = new_analysis(user_for_email(email), clip, partner_id=partner.id, skier_hint=hint)
+    # No account, and nobody's analysis, until the address's owner opens the emailed link.
+    analysis = new_analysis(None, clip, partner_id=partner.id, skier_hint=hint)
     link_expiry = settings["UPLOAD_URL_TTL_S"] + settings["UPLOAD_GRACE_S"]
     db.session.add(EmbedToken(
         partner_id=partner.id, analysis_id=analysis.id, email=email, client_ip=client,
@@ -115,7 +120,7 @@ def submit(slug: str):
 @bp.post("/<slug>/upload-complete")
 def upload_complete(slug: str):
     """Check the clip arrived whole and email the visitor the link that starts the analysis."""
-    analysis = _visitor_analysis(str(_json().get("analysis_id", "")))
+    analysis = _visitor_analysis(_json().get("analysis_id"))
     if analysis.status != AnalysisStatus.AWAITING_UPLOAD:
         abort(409, "This clip has already been received. Check your email for the link that starts the analysis.")
     check_upload(analysis, storage())
@@ -128,7 +133,7 @@ def upload_complete(slug: str):
         _send_confirmation(embed, token)
     except Exception:  # any mail failure: nothing changes, the widget may try again
         db.session.rollback()
-        abort(503, "We could not send the confirmation email. Please try again in a minute.")
+        raise
     db.session.commit()
     return jsonify(status=analysis.status, email=embed.email), 202
 
@@ -182,9 +187,12 @@ def confirm():
     if not _claim(embed):
         return _confirm_page(410, "This link has already been used", "Your analysis has started.", embed)
     analysis = embed.analysis
+    # The address's owner asked for it: from now on it is their analysis.
+    analysis.user_id = user_for_email(embed.email).id
     try:
         analysis.flow_run_id = start_analysis(analysis, storage())
     except OrchestrationError:
+        db.session.rollback()
         embed.confirmed_at = None
         db.session.commit()
         return _confirm_page(503, "We could not start your analysis",
@@ -221,15 +229,16 @@ def analysis_for_results_token(token: str) -> Analysis:
 
 def frame_ancestors(response, partner: Partner | None):
     """Let a page be framed by the partner's sites only (or by no site without a partner)."""
-    sources = " ".join(["'self'", *(f"https://{domain} http://{domain}" for domain in partner.allowed_domains)]) if partner else "'none'"
-    response.headers["Content-Security-Policy"] = f"frame-ancestors {sources}"
+    if partner:
+        allow_framing_by(["'self'", *(f"{scheme}://{domain}" for domain in partner.allowed_domains
+                                      for scheme in ("https", "http"))])
     return response
 
 
-def _visitor_analysis(analysis_id: str) -> Analysis:
+def _visitor_analysis(analysis_id) -> Analysis:
     """The partner's analysis with this id, if the request carries its visitor key; 404 otherwise,
     the same whether the id exists or not."""
-    analysis = db.session.get(Analysis, analysis_id) if analysis_id else None
+    analysis = db.session.get(Analysis, analysis_id) if is_uuid(analysis_id) else None
     sent = request.headers.get(VISITOR_HEADER, "")
     if analysis is None or analysis.partner_id != g.partner.id or not matches(visitor_key(analysis.id), sent):
         abort(404, "No such analysis.")
@@ -246,13 +255,17 @@ def _claim(embed: EmbedToken) -> bool:
 
 
 def _send_confirmation(embed: EmbedToken, token: str) -> None:
+    # The file's name is the uploader's words, not the recipient's: it stays out of this email.
     partner = embed.partner.display_name
     hours = current_app.config["EMBED_CONFIRM_TTL_S"] // 3600
-    link = url_for("embed.confirm", token=token, _external=True)
-    send_mail(
+    size = embed.analysis.upload.size
+    size_text = f"{size / 1024**2:.1f} MB" if size >= 1024**2 else f"{max(1, size // 1024)} KB"
+    link = public_url("embed.confirm", token=token)
+    send_or_abort(
         embed.email,
         f"Confirm and start your {partner} ski analysis",
-        f"You uploaded {embed.analysis.upload.file_name} on {partner}'s site for a Poser technique analysis.\n\n"
+        f"Someone, hopefully you, uploaded a video ({size_text}) with this email address on {partner}'s "
+        f"site for a Poser technique analysis.\n\n"
         f"Confirm and start:\n{link}\n\nThe link works once, for {hours} hours. If you did not upload a clip, "
         "ignore this message and the clip will be deleted.",
     )
@@ -287,8 +300,9 @@ def _skier_hint(value) -> dict | None:
     if value is None:
         return None
     point = value.get("point") if isinstance(value, dict) else None
-    numbers = [value.get("time_s"), *(point if isinstance(point, list) and len(point) == 2 else [None, None])]
-    if not all(isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) and n >= 0 for n in numbers):
+    numbers = [value.get("time_s") if isinstance(value, dict) else None,
+               *(point if isinstance(point, list) and len(point) == 2 else [None, None])]
+    if not all(is_seconds(n) and n >= 0 for n in numbers):
         abort(400, "skier_hint must be {time_s, point: [x, y]} with non-negative numbers.")
     return {"time_s": float(numbers[0]), "point": [float(numbers[1]), float(numbers[2])]}
 
@@ -297,13 +311,5 @@ def _max_upload_bytes(partner: Partner) -> int:
     return min(partner.max_upload_bytes, current_app.config["MAX_UPLOAD_BYTES"])
 
 
-def _origin_of(referrer: str) -> str:
-    parts = urlsplit(referrer)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
 def _json() -> dict:
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        abort(400, "Send a JSON object.")
-    return payload
+    return json_object()

@@ -7,11 +7,13 @@ retried task sends the same request again), so repeating one changes nothing.
 from __future__ import annotations
 
 import hmac
+import posixpath
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from sqlalchemy import select
 
 from webapp.db import db
+from webapp.inputs import is_uuid, json_object
 from webapp.models import Analysis, AnalysisStatus, Artifact
 from webapp.notifications import notify_outcome
 from webapp.orchestration import reopen
@@ -29,6 +31,8 @@ def require_secret():
     sent = request.headers.get(SECRET_HEADER, "")
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         abort(403, "Internal endpoint.")
+    # The workers' reports (a results summary) may be larger than the public API's bodies.
+    request.max_content_length = current_app.config["INTERNAL_MAX_CONTENT_LENGTH"]
 
 
 @bp.put("/analyses/<analysis_id>/progress")
@@ -57,8 +61,10 @@ def put_status(analysis_id: str):
     analysis = _analysis(analysis_id)
     payload = _json()
     status = payload.get("status")
-    if status not in _REPORTED_STATUSES:
+    if not isinstance(status, str) or status not in _REPORTED_STATUSES:
         abort(400, f"status must be one of {sorted(_REPORTED_STATUSES)}.")
+    if not isinstance(payload.get("results"), (dict, type(None))):
+        abort(400, "results must be a JSON object.")
     if analysis.status == AnalysisStatus.CANCELLED:
         return jsonify(analysis=analysis.as_dict())
     if status == AnalysisStatus.PROCESSING:
@@ -109,15 +115,18 @@ def post_turns(analysis_id: str):
 def post_artifact():
     """Record a stored output of an analysis; the same kind again replaces the record."""
     payload = _json()
-    analysis = _analysis(str(payload.get("analysis_id", "")))
+    analysis = _analysis(payload.get("analysis_id"))
     fields = {name: payload.get(name) for name in ("kind", "key", "content_type", "sha256")}
     if not all(isinstance(value, str) and value for value in fields.values()):
         abort(400, "kind, key, content_type and sha256 are required.")
     size = payload.get("size")
-    if not isinstance(size, int) or size < 0:
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 2**63:
         abort(400, "size must be a number of bytes.")
-    if not fields["key"].startswith(f"analyses/{analysis.id}/"):
-        abort(400, "The key must lie under the analysis's own prefix.")
+    if not _own_key(fields["key"], analysis.id):
+        abort(400, "The key must be a plain path under the analysis's own prefix.")
+    for name in ("kind", "content_type", "sha256"):
+        if len(fields[name]) > 100:
+            abort(400, f"{name} is too long.")
     artifact = db.session.scalar(
         select(Artifact).where(Artifact.analysis_id == analysis.id, Artifact.kind == fields["kind"])
     ) or Artifact(analysis_id=analysis.id)
@@ -129,15 +138,22 @@ def post_artifact():
     return jsonify(artifact={"kind": artifact.kind, "key": artifact.key, "size": artifact.size}), 201
 
 
-def _analysis(analysis_id: str) -> Analysis:
-    analysis = db.session.get(Analysis, analysis_id)
+def _own_key(key: str, analysis_id: str) -> bool:
+    """Whether `key` is a normalised object key under `analyses/<analysis_id>/`: no `..`, `.`
+    or empty segments and no backslashes, so it cannot point at another analysis's objects."""
+    return (
+        len(key) <= 512 and "\\" not in key and posixpath.normpath(key) == key
+        and not any(part in ("", ".", "..") for part in key.split("/"))
+        and key.startswith(f"analyses/{analysis_id}/")
+    )
+
+
+def _analysis(analysis_id) -> Analysis:
+    analysis = db.session.get(Analysis, analysis_id) if is_uuid(analysis_id) else None
     if analysis is None:
         abort(404, "No such analysis.")
     return analysis
 
 
 def _json() -> dict:
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        abort(400, "Send a JSON object.")
-    return payload
+    return json_object()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
+from webapp import limits, sessions
 from webapp.db import db
 from webapp.internal import require_secret
-from webapp.models import Analysis, AnalysisStatus, EmbedToken, utcnow
+from webapp.models import Analysis, AnalysisStatus, EmbedToken, VerificationCode, utcnow
 from webapp.notifications import notify_outcome, pending_notifications
 from webapp.orchestration import RUNNING_STATUSES, apply_flow_run_state, flow_run_states
 from webapp.storage import storage
@@ -21,8 +22,9 @@ bp.before_request(require_secret)
 @bp.post("/maintenance")
 def run_maintenance():
     """Expire stale uploads and embed tokens, remove orphaned objects, bring running analyses
-    up to date with their flow runs (failing those whose run crashed or is gone), and send
-    outcome emails that could not be sent before."""
+    up to date with their flow runs (failing those whose run crashed or is gone), send
+    outcome emails that could not be sent before, and drop ended sessions, old sign-in codes
+    and finished rate-limit windows."""
     lost_runs, refreshed_runs = refresh_running_analyses()
     return jsonify(
         expired_uploads=expire_unconfirmed_uploads(),
@@ -31,7 +33,25 @@ def run_maintenance():
         lost_runs=lost_runs,
         refreshed_runs=refreshed_runs,
         outcomes_mailed=sum(notify_outcome(analysis) for analysis in pending_notifications()),
+        ended_sessions=sessions.remove_ended(_KEEP_ENDED_S),
+        old_sign_in_codes=remove_old_codes(),
+        old_rate_limits=limits.remove_expired(_LONGEST_WINDOW_S),
     )
+
+
+# Ended sessions and used codes stay a day, for the security log's sake; every limit window
+# is at most a day long.
+_KEEP_ENDED_S = 24 * 3600
+_LONGEST_WINDOW_S = 24 * 3600
+
+
+def remove_old_codes() -> int:
+    """Delete sign-in codes that expired more than a day ago."""
+    removed = db.session.execute(
+        delete(VerificationCode).where(VerificationCode.expires_at < utcnow() - timedelta(seconds=_KEEP_ENDED_S))
+    ).rowcount
+    db.session.commit()
+    return removed
 
 
 def expire_unconfirmed_uploads() -> int:

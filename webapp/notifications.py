@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import url_for
 from sqlalchemy import select
 
 from webapp.db import db
+from webapp.links import public_url
 from webapp.tokens import results_token
 from webapp.mail import send_mail
 from webapp.models import Analysis, AnalysisStatus
@@ -54,7 +54,7 @@ def pending_notifications() -> list[Analysis]:
 
 def _message(analysis: Analysis) -> tuple[str, str]:
     partner = analysis.partner.display_name
-    link = url_for("pages.results", token=results_token(analysis.id), _external=True)
+    link = public_url("pages.results", token=results_token(analysis.id))
     file_name = analysis.upload.file_name if analysis.upload else "your clip"
     if analysis.status == AnalysisStatus.COMPLETE:
         overall = analysis.edge_similarity_overall

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, url_for
 
@@ -33,7 +35,7 @@ def index():
 
 @bp.get("/signin")
 def signin():
-    return render_template("signin.html", next=_safe_next(request.args.get("next")))
+    return render_template("signin.html", next=safe_next(request.args.get("next")))
 
 
 @bp.get("/analyses")
@@ -73,6 +75,20 @@ def widget(name: str):
     return response
 
 
-def _safe_next(target: str | None) -> str:
-    # Only same-site paths, so the sign-in page cannot bounce users to another site.
-    return target if target and target.startswith("/") and not target.startswith("//") else "/"
+def safe_next(target: str | None) -> str:
+    """`target` if it is a path on this site, as a browser would resolve it; `/` otherwise.
+
+    Browsers drop tabs and line breaks from URLs and read `\\` as `/`, so `/\\evil.example`
+    and `/<TAB>/evil.example` are `//evil.example`: another site. Only a path that starts with
+    one `/` and holds no backslash, control or space character, and that still resolves to
+    this origin, is kept.
+    """
+    if not target or len(target) > 2000 or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target or any(character.isspace() or unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp")
+                              for character in target):
+        return "/"
+    resolved = urlsplit(urljoin("https://poser.invalid/", target))
+    if (resolved.scheme, resolved.netloc) != ("https", "poser.invalid") or resolved.path.startswith("//"):
+        return "/"
+    return target

@@ -4,15 +4,18 @@ them, and the API behind the owner's partner page."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 import click
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, jsonify
 from flask.cli import AppGroup
 from sqlalchemy import func, select
+from werkzeug.exceptions import HTTPException
 
 from webapp.auth import current_user, login_required, user_for_email
 from webapp.db import db
+from webapp.inputs import email_address, json_object
 from webapp.models import Analysis, AnalysisStatus, Partner
 
 bp = Blueprint("partners", __name__, url_prefix="/api/partners")
@@ -20,8 +23,10 @@ cli = AppGroup("partners", help="Create, change and list partners.")
 
 # Path segments of the embed API that a partner's slug would shadow.
 _RESERVED_SLUGS = {"confirm", "results"}
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d+)?$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_DOMAINS = 50
 
 
 def normalise_domain(value: str) -> str:
@@ -35,14 +40,39 @@ def normalise_domain(value: str) -> str:
     return host
 
 
+def parse_origin(value: str, path_allowed: bool = False) -> str | None:
+    """`value` (an Origin header, or with `path_allowed` a Referer) as a canonical
+    `scheme://host[:port]`, the port only when it is not the scheme's default; None for
+    anything but a plain http(s) origin: other schemes, user names (`https://evil@host`),
+    `null`, bad ports or hosts, and (for an Origin) a path, query or fragment."""
+    if not value or len(value) > 2048 or not value.isascii() or any(unicodedata.category(c) == "Cc" for c in value):
+        return None
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or "@" in parts.netloc or not parts.hostname:
+        return None
+    if not path_allowed and (parts.path or parts.query or parts.fragment or value.endswith(("?", "#"))):
+        return None
+    host = parts.hostname.lower()
+    if not _HOST.match(host) or host.startswith("*"):
+        return None
+    if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
+        host = f"{host}:{port}"
+    return f"{parts.scheme}://{host}"
+
+
 def origin_allowed(partner: Partner, origin: str) -> bool:
-    """Whether `origin` (scheme://host[:port]) is one of the partner's allowed domains.
+    """Whether `origin` is an http(s) origin of one of the partner's allowed domains.
 
     An entry `*.example.com` allows every subdomain of example.com, not example.com itself.
     """
-    host = urlsplit(origin).netloc.lower()
-    if not host:
+    canonical = parse_origin(origin)
+    if canonical is None:
         return False
+    host = canonical.split("://", 1)[1]
     for allowed in partner.allowed_domains:
         if allowed.startswith("*.") and host.endswith(allowed[1:]) and host != allowed[2:]:
             return True
@@ -67,12 +97,10 @@ def update_own(slug: str):
     """Change the name, domains or limits of a partner the signed-in user owns."""
     partner = db.session.scalar(
         select(Partner).where(Partner.slug == slug, Partner.owner_user_id == current_user().id)
-    )
+    ) if SLUG.match(slug) else None
     if partner is None:
         abort(404, "No such partner.")
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        abort(400, "Send a JSON object.")
+    payload = json_object()
     try:
         apply_settings(partner, **{name: payload.get(name) for name in ("name", "domains", "max_upload_mb", "max_trim_s")})
     except ValueError as exc:
@@ -84,12 +112,16 @@ def update_own(slug: str):
 def apply_settings(partner: Partner, name=None, domains=None, max_upload_mb=None, max_trim_s=None) -> None:
     """Set the given settings on `partner`; ValueError names the first bad one."""
     if name is not None:
-        if not isinstance(name, str) or not 0 < len(name.strip()) <= 200:
-            raise ValueError("The name must be 1 to 200 characters.")
+        # It appears in email subjects and pages: one line of visible text.
+        if not isinstance(name, str) or not 0 < len(name.strip()) <= 200 \
+                or any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name.strip()):
+            raise ValueError("The name must be 1 to 200 characters on one line, without control characters.")
         partner.display_name = name.strip()
     if domains is not None:
-        if isinstance(domains, str) or not domains or not all(isinstance(domain, str) for domain in domains):
-            raise ValueError("Give at least one allowed domain.")
+        if not isinstance(domains, list) or not domains or not all(isinstance(domain, str) for domain in domains):
+            raise ValueError("Give at least one allowed domain, as a list.")
+        if len(domains) > _MAX_DOMAINS:
+            raise ValueError(f"Give at most {_MAX_DOMAINS} allowed domains.")
         partner.allowed_domains = sorted({normalise_domain(domain) for domain in domains})
     if max_upload_mb is not None:
         if not _number_between(max_upload_mb, 1, 5000) or int(max_upload_mb) != max_upload_mb:
@@ -128,11 +160,14 @@ def _partner_dict(partner: Partner) -> dict:
 @click.option("--max-trim-s", default=120.0, show_default=True, type=click.FloatRange(1, 3600))
 def create(slug, name, domains, owner, max_upload_mb, max_trim_s):
     """Create partner SLUG (lowercase letters, digits and hyphens)."""
-    if len(slug) > 64 or not _SLUG.match(slug) or slug in _RESERVED_SLUGS:
+    if len(slug) > 64 or not SLUG.match(slug) or slug in _RESERVED_SLUGS:
         raise click.BadParameter("use lowercase letters, digits and single hyphens.", param_hint="SLUG")
     if db.session.scalar(select(Partner).where(Partner.slug == slug)):
         raise click.ClickException(f"Partner {slug} already exists.")
-    email = owner.strip().lower()
+    try:
+        email = email_address(owner)
+    except HTTPException as exc:
+        raise click.BadParameter(exc.description, param_hint="--owner") from None
     partner = Partner(slug=slug, owner_user_id=user_for_email(email).id)
     _apply_or_fail(partner, name, domains, max_upload_mb, max_trim_s)
     db.session.add(partner)

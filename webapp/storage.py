@@ -4,22 +4,33 @@ With S3, clients upload and download through presigned URLs and workers read and
 bucket themselves. The embedded default keeps objects in a local folder and hands out URLs of
 the app's own `/storage/` endpoint, signed with the app secret and expiring, with the same
 contract: the client PUTs the bytes to the URL it was given, with the headers it was given.
+
+A local upload link carries its signature in a header (so it never reaches an access log) and
+accepts one complete upload of exactly the signed size: the first to arrive whole is kept,
+and every later PUT (a replay, or one after the analysis was confirmed or deleted) is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, request, send_file, url_for
+from flask import Blueprint, abort, current_app, request, send_file
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select, update
+
+from webapp.db import db
+from webapp.links import public_url
 
 bp = Blueprint("storage", __name__, url_prefix="/storage")
 
 _CHUNK = 1 << 20
+TOKEN_HEADER = "X-Poser-Upload-Token"
 
 
 @dataclass(frozen=True)
@@ -43,14 +54,15 @@ class LocalStorage:
     def presign_upload(
         self, key: str, content_type: str, size: int, expires_in: int, origin: str | None = None
     ) -> PresignedUpload:
-        """A signed PUT URL; with `origin`, a browser page of that origin may use it too."""
+        """A PUT URL and the signed header to send with it; with `origin`, a browser page of
+        that origin may use it too."""
         token = self._signer.dumps({"key": key, "op": "put", "type": content_type, "size": size, "origin": origin})
-        url = url_for("storage.put_object", key=key, token=token, _external=True)
-        return PresignedUpload("PUT", url, {"Content-Type": content_type}, expires_in)
+        url = public_url("storage.put_object", key=key)
+        return PresignedUpload("PUT", url, {"Content-Type": content_type, TOKEN_HEADER: token}, expires_in)
 
     def presign_download(self, key: str, expires_in: int) -> str:
         token = self._signer.dumps({"key": key, "op": "get"})
-        return url_for("storage.get_object", key=key, token=token, _external=True)
+        return public_url("storage.get_object", key=key, token=token)
 
     def claims(self, token: str, key: str, op: str, max_age: int) -> dict | None:
         """The signed claims of a valid `token` for `op` on `key`, else None."""
@@ -93,23 +105,29 @@ class LocalStorage:
                 digest.update(chunk)
         return digest.hexdigest()
 
-    def write(self, key: str, stream, max_size: int) -> int:
-        """Store a stream under `key`, atomically; refuses more than `max_size` bytes."""
+    def write(self, key: str, stream, size: int, claim: Callable[[], bool]) -> None:
+        """Store exactly `size` bytes from `stream` under `key`, atomically, if `claim()` (called
+        once they have all arrived) allows it; 413 for more bytes, 400 for fewer, 409 when the
+        claim is refused. Nothing is stored otherwise."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
+        # Each PUT writes a file of its own, so parallel ones cannot mix their bytes.
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(8)}.partial")
         written = 0
         try:
             with open(partial, "wb") as out:
                 while chunk := stream.read(_CHUNK):
                     written += len(chunk)
-                    if written > max_size:
+                    if written > size:
                         abort(413, "The file is larger than declared.")
                     out.write(chunk)
+            if written != size:
+                abort(400, f"The upload ended early: {written} of {size} bytes arrived. Upload the file again.")
+            if not claim():
+                abort(409, "This upload link has already been used.")
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
-        return written
 
     def analysis_ids(self) -> set[str]:
         """Ids of the analyses that have objects under `uploads/` or `analyses/`."""
@@ -154,6 +172,10 @@ class S3Storage:
 
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+    def copy(self, source: str, target: str) -> None:
+        """Copy an object within the bucket (on the server, whatever its size)."""
+        self._s3.copy({"Bucket": self.bucket, "Key": source}, self.bucket, target)
 
     def check(self) -> None:
         """Raise unless the bucket is reachable with these credentials."""
@@ -218,19 +240,28 @@ def local_storage() -> LocalStorage:
 
 @bp.after_request
 def allow_signed_origin(response):
-    """CORS for a page of the origin an upload URL was signed for (the partner widget)."""
+    """CORS for a page of the origin an upload URL was signed for (the partner widget).
+
+    The preflight cannot carry the signed header, so it is answered for the origins of the
+    partner whose visitor the upload is for; the PUT itself for the origin it was signed for.
+    """
     origin = request.headers.get("Origin")
     key = (request.view_args or {}).get("key")
     if not origin or key is None or request.method not in ("PUT", "OPTIONS"):
         return response
     store = storage()
-    ttl = current_app.config["UPLOAD_URL_TTL_S"]
-    claims = store.claims(request.args.get("token", ""), key, "put", ttl) if isinstance(store, LocalStorage) else None
-    if claims and claims.get("origin") == origin:
+    if not isinstance(store, LocalStorage):
+        return response
+    if request.method == "PUT":
+        claims = store.claims(request.headers.get(TOKEN_HEADER, ""), key, "put", current_app.config["UPLOAD_URL_TTL_S"])
+        allowed = bool(claims) and claims.get("origin") == origin
+    else:
+        allowed = _partner_allows(key, origin)
+    if allowed:
         response.headers.update({
             "Access-Control-Allow-Origin": origin,
             "Access-Control-Allow-Methods": "PUT",
-            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Allow-Headers": f"Content-Type, {TOKEN_HEADER}",
             "Access-Control-Max-Age": "600",
             "Vary": "Origin",
         })
@@ -239,14 +270,42 @@ def allow_signed_origin(response):
 
 @bp.put("/<path:key>")
 def put_object(key: str):
+    """Receive the one complete upload a signed link allows."""
+    from webapp.models import Upload
+
     store = local_storage()
-    claims = store.verify(request.args.get("token", ""), key, "put", current_app.config["UPLOAD_URL_TTL_S"])
+    claims = store.verify(request.headers.get(TOKEN_HEADER, ""), key, "put", current_app.config["UPLOAD_URL_TTL_S"])
     if request.content_type != claims["type"]:
         abort(403, "The Content-Type differs from the one the upload was signed for.")
     if request.content_length is not None and request.content_length != claims["size"]:
         abort(400, "The upload's size differs from the declared size.")
-    store.write(key, request.stream, claims["size"])
+    upload = db.session.scalar(select(Upload).where(Upload.key == key))
+    if upload is None:
+        abort(404, "This upload link is no longer valid: its analysis was deleted or has expired.")
+    if upload.status != "pending":
+        abort(409, "This upload link has already been used.")
+    request.max_content_length = claims["size"]
+    db.session.rollback()  # no transaction held open while the bytes arrive
+
+    def claim() -> bool:
+        taken = db.session.execute(
+            update(Upload).where(Upload.id == upload.id, Upload.status == "pending").values(status="received")
+        ).rowcount
+        db.session.commit()
+        return taken == 1
+
+    store.write(key, request.stream, claims["size"], claim)
     return "", 200
+
+
+def _partner_allows(key: str, origin: str) -> bool:
+    """Whether `origin` is one of the partner's sites, for an upload submitted through its widget."""
+    from webapp.models import Upload
+    from webapp.partners import origin_allowed
+
+    upload = db.session.scalar(select(Upload).where(Upload.key == key))
+    partner = upload.analysis.partner if upload is not None else None
+    return partner is not None and origin_allowed(partner, origin)
 
 
 @bp.get("/<path:key>")

@@ -1,6 +1,15 @@
 import { api, show } from "./api.js";
 
-const next = document.getElementById("signin-script").dataset.next || "/";
+// Where to go after signing in: a page of this site only, however the address was written.
+const sameSite = (target) => {
+  try {
+    const url = new URL(target, window.location.origin);
+    return url.origin === window.location.origin ? url.href : "/";
+  } catch {
+    return "/";
+  }
+};
+const next = sameSite(document.getElementById("signin-script").dataset.next || "/");
 const emailForm = document.getElementById("email-form");
 const codeForm = document.getElementById("code-form");
 const error = document.getElementById("signin-error");
