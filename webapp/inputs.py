@@ -13,6 +13,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import abort, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 # Deeper JSON than this is refused before anything walks it recursively.
 MAX_JSON_DEPTH = 32
@@ -35,6 +36,10 @@ def json_object() -> dict[str, Any]:
     the app's MAX_CONTENT_LENGTH) for one too large.
     """
     data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        # A chunked body stops being read at the limit; what came is only its start.
+        raise RequestEntityTooLarge()
     if not data.strip():
         return {}
     if not request.is_json:

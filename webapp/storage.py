@@ -284,7 +284,9 @@ def put_object(key: str):
         abort(404, "This upload link is no longer valid: its analysis was deleted or has expired.")
     if upload.status != "pending":
         abort(409, "This upload link has already been used.")
-    request.max_content_length = claims["size"]
+    # One byte more than signed, so that a stream of exactly the signed size reads to its end
+    # (at the limit itself Werkzeug refuses every further read) and a longer one is caught.
+    request.max_content_length = claims["size"] + 1
     db.session.rollback()  # no transaction held open while the bytes arrive
 
     def claim() -> bool:
