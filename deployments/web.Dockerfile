@@ -7,10 +7,14 @@
 #
 # and run with its settings (deployments/README.md lists them):
 #
-#   docker run -d -p 8000:8000 -e POSER_SECRET_KEY=... -e POSER_SQLALCHEMY_DATABASE_URI=... \
-#       -e POSER_INTERNAL_SECRET=... -e PREFECT_API_URL=... poser-web
+#   docker run -d -p 8000:8000 -e POSER_SECRET_KEY=... -e POSER_INTERNAL_SECRET=... \
+#       -e POSER_PUBLIC_URL=https://poser.example -e POSER_SQLALCHEMY_DATABASE_URI=... \
+#       -e PREFECT_API_URL=... poser-web
 #
-# It brings the database schema up to date, then starts gunicorn (deployments/web-entrypoint.sh).
+# Without the two secrets (random, 32+ characters) and the public URL it exits at once with a
+# message saying what to set. Otherwise it brings the database schema up to date, then starts
+# gunicorn (deployments/web-entrypoint.sh) with webapp/gunicorn_conf.py: no Server header, no
+# tokens in the access log.
 
 FROM python:3.11-slim-bookworm
 
@@ -56,4 +60,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
 
 ENTRYPOINT ["poser-web-entrypoint"]
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-", "webapp:create_app()"]
+CMD ["gunicorn", "--config", "python:webapp.gunicorn_conf", "--bind", "0.0.0.0:8000", "--worker-tmp-dir", "/dev/shm", "--access-logfile", "-", "webapp:create_app()"]
