@@ -814,3 +814,25 @@ def test_verify_code_answers_alike_with_and_without_a_pending_code(client, smtp_
     answers = [client.post("/api/auth/verify-code", json={"email": email, "code": wrong})
                for email in ("pending@example.com", "nothing@example.com")]
     assert [(a.status_code, a.json) for a in answers][0] == [(a.status_code, a.json) for a in answers][1]
+
+
+def test_a_skier_signs_out_everywhere_and_deletes_the_account_in_chromium(app, smtp_sink, browser_page):
+    from tests.webutil import sign_in_with_browser
+
+    page = browser_page
+    with threaded(app) as base:
+        sign_in_with_browser(page, base, smtp_sink, "account@example.com", then="/analyses")
+        elsewhere = https_client(app)
+        token = sign_in(elsewhere, smtp_sink, "account@example.com")["token"]
+        page.click("#signout-everywhere")
+        page.wait_for_url(f"{base}/")
+        page.wait_for_selector("nav >> text=Sign in")
+        assert elsewhere.get("/api/auth/me").status_code == 401
+        assert bearer(app, token).get("/api/auth/me").status_code == 401
+
+        sign_in_with_browser(page, base, smtp_sink, "account@example.com", then="/analyses")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#delete-account")
+        page.wait_for_url(f"{base}/")
+    with app.app_context():
+        assert db.session.scalar(db.select(User).where(User.email == "account@example.com")) is None

@@ -67,11 +67,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever `sys.stderr` is when it writes (a test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _log_security_events() -> None:
     """Sign-in checks and sign-outs go to stderr (the service's log) unless logging is set up."""
     security = logging.getLogger("poser.security")
     if not security.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s [%(process)d] [security] %(message)s"))
         security.addHandler(handler)
         security.setLevel(logging.INFO)

@@ -20,8 +20,8 @@ DEFAULTS = {
     "SECRET_KEY": None,
     # `poser dev` and a developer's own runs: fill in missing secrets and the public URL.
     "DEV_MODE": False,
-    # Where people reach the app, e.g. https://poser.example. Links in emails and the URLs the
-    # API hands out are built from it, never from the request's Host header.
+    # Where people reach the app, e.g. https://poser.example. Links in emails and local storage
+    # links are built from it, never from the request's Host header.
     "PUBLIC_URL": None,
     # SQLite in the instance folder by default; production sets a postgresql+psycopg:// URL.
     "SQLALCHEMY_DATABASE_URI": None,
