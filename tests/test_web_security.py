@@ -20,7 +20,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import REFUSED_DOMAIN, ROOT, free_port
 from tests.servers import Gunicorn, client_from, database, production_environment, threaded
-from tests.test_web_embed import ORIGIN, SLUG, complete_upload, confirm, finish, local_path, put_clip, submit, visitor
+from tests.test_web_embed import ORIGIN, SLUG, complete_upload, confirm, finish, put_clip, submit
 from tests.test_web_embed import partner  # noqa: F401  (fixture)
 from tests.webutil import EMAIL, https_client, mail_text, request_code, sign_in, write_headers
 from webapp import create_app

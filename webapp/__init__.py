@@ -44,7 +44,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
 
-    from webapp import (
+    # `limits` and `sessions` hold tables of their own: imported so the metadata has them.
+    from webapp import (  # noqa: F401
         account, analyses, auth, contact, embed, headers, health, internal, limits, maintenance, pages, partners,
         sessions, storage,
     )

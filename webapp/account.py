@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, jsonify, session
+from flask import Blueprint, abort, session
 from sqlalchemy import delete, select
 
 from webapp import sessions
