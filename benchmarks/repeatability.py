@@ -1,36 +1,42 @@
-"""Test-retest repeatability of the technique metrics on the sample clips.
+"""Test-retest repeatability of the technique metrics, and the calibration of their intervals.
 
 Each clip is analysed as is and as variants that show the same run and should score the same:
 re-encoded at crf 16 (no visible change), stored sideways with a rotation tag, started one
-frame later (a trim, no re-encode), and at half resolution. Each variant is compared with the
-clip as is, frame by frame (matched by time) and turn by turn (matched by apex time), and a
-table is printed:
+frame later (a trim, no re-encode), and at half resolution. With `--extended` (implied by
+`--calibrate`) also re-encoded at crf 23, at three-quarter resolution, and started two and
+three frames later. Each variant is compared with the clip as is, frame by frame (matched by
+time) and turn by turn (matched by apex time), and tables are printed:
 
-- `edge diff err`: absolute change of the per-frame left-right edge angle difference, mean and
-  90th percentile, in degrees;
-- `lean err p90`: the same for the inclination;
-- `transitions`: matched turn transitions / transitions in the original, and the largest shift
-  in frames;
-- `score max |d|`: the largest change of a complete turn's edge similarity (0-100).
+- per variant: `edge diff err`, the absolute change of the per-frame left-right edge angle
+  difference, mean and 90th percentile, in degrees; `lean err p90`, the same for the
+  inclination; `transitions`, matched turn transitions / transitions in the original and the
+  largest shift in frames; `score max |d|`, the largest change of a complete turn's edge
+  similarity (0-100);
+- per complete turn: its score and interval as is, its score in every variant (`*` where it
+  falls outside the as-is interval), and the spread of its scores;
+- the intervals' coverage: how often a variant's turn score falls inside the as-is interval,
+  the intervals' half-widths, and (`--calibrate`) the `metrics.interval_scale` that makes the
+  narrowest intervals covering at least 90% of the variants' scores.
 
-A second table lists each complete turn's edge similarity under every variant and its spread.
+    .venv/bin/python benchmarks/repeatability.py [--clip NAME ...] [--extended | --calibrate]
+        [--markdown] [--media ../shared/media] [--set pose.crop_padding=0.3 ...]
 
-    .venv/bin/python benchmarks/repeatability.py [--media ../shared/media] [--set pose.crop_padding=0.3 ...]
-
-`--set` overrides any setting of `configs/default.yaml` (values are YAML), to measure a change
-without editing the defaults.
+`--markdown` prints the tables as Markdown, as pasted in the README. `--set` overrides any
+setting of `configs/default.yaml` (values are YAML), to measure a change without editing the
+defaults. The variants are encoded the same way on every machine: no FFmpeg scaler (OpenCV
+scales and converts colours), and x264 on one thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import yaml
 
@@ -38,9 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tasks.config import AnalysisConfig, load_config  # noqa: E402
-from tests.clips import with_rotation_tag  # noqa: E402
+from tests.clips import reencoded  # noqa: E402
 
 CLIPS = ("piste_followcam.mp4", "indoor_carpet_front.mp4")
+COVERAGE = 0.9
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,26 @@ class Variant:
     name: str
     make: Callable[[Path, Path], Path]
     skip_frames: int = 0
+
+
+def _same_file(source: Path, folder: Path) -> Path:
+    return source
+
+
+AS_IS = Variant("as is", _same_file)
+VARIANTS = (
+    AS_IS,
+    Variant("crf 16", lambda source, folder: reencoded(source, folder / "crf16.mp4", crf=16)),
+    Variant("rotation tag", lambda source, folder: reencoded(source, folder / "sideways.mp4", crf=16, sideways=True)),
+    Variant("one frame later", _same_file, skip_frames=1),
+    Variant("half size", lambda source, folder: reencoded(source, folder / "half.mp4", crf=16, scale=0.5)),
+)
+EXTENDED = (
+    Variant("crf 23", lambda source, folder: reencoded(source, folder / "crf23.mp4", crf=23)),
+    Variant("3/4 size", lambda source, folder: reencoded(source, folder / "three-quarters.mp4", crf=16, scale=0.75)),
+    Variant("two frames later", _same_file, skip_frames=2),
+    Variant("three frames later", _same_file, skip_frames=3),
+)
 
 
 @dataclass(frozen=True)
@@ -63,36 +90,8 @@ class Outcome:
     turn_spans: np.ndarray
     turn_apex_s: np.ndarray
     turn_scores: np.ndarray
-
-
-def transcode(source: Path, target: Path, scale: float = 1.0, sideways: bool = False) -> Path:
-    """Re-encode `source` with H.264 at crf 16, optionally scaled or stored turned a quarter
-    counter-clockwise with a tag that turns it back for display (as phones store portrait)."""
-    encoded = target.with_name(f"encoded-{target.name}") if sideways else target
-    with av.open(str(source)) as src, av.open(str(encoded), "w") as dst:
-        stream = src.streams.video[0]
-        width, height = round(stream.width * scale / 2) * 2, round(stream.height * scale / 2) * 2
-        out = dst.add_stream("libx264", rate=stream.average_rate)
-        out.width, out.height = (height, width) if sideways else (width, height)
-        out.pix_fmt, out.options = "yuv420p", {"crf": "16"}
-        for index, frame in enumerate(src.decode(stream)):
-            image = frame.to_ndarray(format="rgb24", width=width, height=height)
-            if sideways:
-                image = np.ascontiguousarray(np.rot90(image))
-            picture = av.VideoFrame.from_ndarray(image, format="rgb24")
-            picture.pts = index
-            dst.mux(out.encode(picture))
-        dst.mux(out.encode(None))
-    return with_rotation_tag(encoded, target) if sideways else target
-
-
-VARIANTS = (
-    Variant("as is", lambda source, folder: source),
-    Variant("crf 16", lambda source, folder: transcode(source, folder / "crf16.mp4")),
-    Variant("rotation tag", lambda source, folder: transcode(source, folder / "sideways.mp4", sideways=True)),
-    Variant("one frame later", lambda source, folder: source, skip_frames=1),
-    Variant("half size", lambda source, folder: transcode(source, folder / "half.mp4", scale=0.5)),
-)
+    turn_lows: np.ndarray
+    turn_highs: np.ndarray
 
 
 def analyse(path: Path, skip_frames: int, config: AnalysisConfig) -> Outcome:
@@ -123,7 +122,7 @@ def analyse(path: Path, skip_frames: int, config: AnalysisConfig) -> Outcome:
 
 def outcome_of(smoothed, angles, metrics, fps: float) -> Outcome:
     """The parts of an analysis that are compared, with frames numbered from the clip's start."""
-    scored = [turn for turn in metrics.turns if turn.edge_similarity is not None]
+    scored = [turn for turn in metrics.turns if turn.scored]
     frame = np.rint(smoothed.times_s * fps).astype(int)
     return Outcome(
         frame=frame,
@@ -133,12 +132,14 @@ def outcome_of(smoothed, angles, metrics, fps: float) -> Outcome:
         turn_spans=np.array([(frame[turn.start_frame], frame[turn.end_frame - 1] + 1) for turn in scored]),
         turn_apex_s=np.array([turn.apex_s for turn in scored]),
         turn_scores=np.array([turn.edge_similarity for turn in scored]),
+        turn_lows=np.array([turn.edge_similarity_low for turn in scored]),
+        turn_highs=np.array([turn.edge_similarity_high for turn in scored]),
     )
 
 
 def compare(reference: Outcome, other: Outcome) -> dict[str, float]:
     """Frame-by-frame and turn-by-turn differences of `other` from `reference`."""
-    shared, in_reference, in_other = np.intersect1d(reference.frame, other.frame, return_indices=True)
+    _, in_reference, in_other = np.intersect1d(reference.frame, other.frame, return_indices=True)
     edge_error = np.abs(reference.edge_difference[in_reference] - other.edge_difference[in_other])
     lean_error = np.abs(reference.inclination[in_reference] - other.inclination[in_other])
     edge_error, lean_error = edge_error[~np.isnan(edge_error)], lean_error[~np.isnan(lean_error)]
@@ -152,11 +153,11 @@ def compare(reference: Outcome, other: Outcome) -> dict[str, float]:
         "transitions": len(reference.transitions),
         "transitions_extra": len(other.transitions) - len(matched),
         "transition_shift": max(matched, default=0),
-        "score_change": float(np.max(np.abs(_matched_scores(reference, other) - reference.turn_scores), initial=0)),
+        "score_change": float(np.max(np.abs(matched_scores(reference, other) - reference.turn_scores), initial=0)),
     }
 
 
-def _matched_scores(reference: Outcome, other: Outcome) -> np.ndarray:
+def matched_scores(reference: Outcome, other: Outcome) -> np.ndarray:
     """`other`'s score of each of `reference`'s scored turns: the scored turn covering most of
     it, if that covers more than half. A turn scored in one analysis and not in the other
     counts as its whole score lost (0)."""
@@ -170,36 +171,112 @@ def _matched_scores(reference: Outcome, other: Outcome) -> np.ndarray:
     return scores
 
 
-def print_tables(results: dict[str, dict[str, Outcome]]) -> None:
-    header = (
-        f"{'clip':<24} {'variant':<16} {'edge diff err mean':>18} {'p90':>5} {'lean err p90':>12} "
-        f"{'transitions':>11} {'extra':>5} {'max shift':>9} {'score max |d|':>13}"
+def coverage(outcomes: dict[str, Outcome]) -> tuple[np.ndarray, np.ndarray]:
+    """For every variant's score of every as-is turn: whether it lies in the as-is interval,
+    and the `interval_scale` multiple of the current one it needs to (the score's distance
+    from the as-is score over the interval's reach on that side)."""
+    reference = outcomes[AS_IS.name]
+    inside, needed = [], []
+    for name, outcome in outcomes.items():
+        if name == AS_IS.name:
+            continue
+        scores = matched_scores(reference, outcome)
+        above = scores > reference.turn_scores
+        reach = np.where(above, reference.turn_highs, reference.turn_lows) - reference.turn_scores
+        unclipped = np.maximum(reference.turn_highs - reference.turn_scores, reference.turn_scores - reference.turn_lows)
+        reach = np.where(np.isclose(np.abs(reach), 0), unclipped, np.abs(reach))
+        inside += list((scores >= reference.turn_lows) & (scores <= reference.turn_highs))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            needed += list(np.abs(scores - reference.turn_scores) / reach)
+    return np.array(inside, dtype=bool), np.array(needed)
+
+
+def calibrated_scale(results: dict[str, dict[str, Outcome]], current: float) -> float:
+    """The smallest `interval_scale` under which at least 90% of the variants' turn scores lie
+    inside their as-is interval (intervals scale linearly with it)."""
+    needed = np.concatenate([coverage(outcomes)[1] for outcomes in results.values()])
+    if not len(needed):
+        return float("nan")
+    return float(np.sort(needed)[int(np.ceil(COVERAGE * len(needed))) - 1] * current)
+
+
+class Table:
+    """Rows printed as aligned text, or as Markdown."""
+
+    def __init__(self, headers: list[str], markdown: bool) -> None:
+        self.headers, self.rows, self.markdown = headers, [], markdown
+
+    def add(self, *cells) -> None:
+        self.rows.append([str(cell) for cell in cells])
+
+    def print(self) -> None:
+        if self.markdown:
+            print("| " + " | ".join(self.headers) + " |")
+            print("|" + "---|" * len(self.headers))
+            for row in self.rows:
+                print("| " + " | ".join(row) + " |")
+        else:
+            widths = [max(len(cell) for cell in column) for column in zip(self.headers, *self.rows)]
+            for row in [self.headers, ["-" * width for width in widths], *self.rows]:
+                print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
+        print()
+
+
+def print_tables(results: dict[str, dict[str, Outcome]], config: AnalysisConfig, markdown: bool, calibrate: bool) -> None:
+    errors = Table(
+        ["clip", "variant", "edge diff err mean", "p90", "lean err p90", "transitions", "extra", "max shift",
+         "score max abs d"], markdown,
     )
-    print(header)
-    print("-" * len(header))
     for clip, outcomes in results.items():
-        reference = outcomes[VARIANTS[0].name]
+        reference = outcomes[AS_IS.name]
         for name, outcome in list(outcomes.items())[1:]:
             row = compare(reference, outcome)
-            print(
-                f"{clip:<24} {name:<16} {row['edge_mean']:>18.2f} {row['edge_p90']:>5.2f} {row['lean_p90']:>12.2f} "
-                f"{row['transitions_matched']:>5}/{row['transitions']:<5} {row['transitions_extra']:>5} "
-                f"{row['transition_shift']:>9} {row['score_change']:>13.1f}"
+            errors.add(
+                clip, name, f"{row['edge_mean']:.2f}", f"{row['edge_p90']:.2f}", f"{row['lean_p90']:.2f}",
+                f"{row['transitions_matched']}/{row['transitions']}", row["transitions_extra"],
+                row["transition_shift"], f"{row['score_change']:.1f}",
             )
-    print()
-    names = [variant.name for variant in VARIANTS]
-    header = f"{'clip':<24} {'apex s':>6} " + " ".join(f"{name:>15}" for name in names) + f" {'spread':>6}"
-    print(header)
-    print("-" * len(header))
+    errors.print()
+
+    names = list(next(iter(results.values())))
+    turns = Table(["clip", "apex s", "as is (interval)", *names[1:], "spread"], markdown)
     for clip, outcomes in results.items():
-        reference = outcomes[names[0]]
-        table = np.array([_matched_scores(reference, outcomes[name]) for name in names])
+        reference = outcomes[AS_IS.name]
+        table = np.array([matched_scores(reference, outcomes[name]) for name in names])
         for turn, apex in enumerate(reference.turn_apex_s):
-            scores = table[:, turn]
-            print(
-                f"{clip:<24} {apex:>6.2f} " + " ".join(f"{score:>15.1f}" for score in scores)
-                + f" {scores.max() - scores.min():>6.1f}"
+            low, high = reference.turn_lows[turn], reference.turn_highs[turn]
+            cells = [f"{score:.1f}" + ("" if low <= score <= high else "*") for score in table[1:, turn]]
+            turns.add(
+                clip, f"{apex:.2f}", f"{table[0, turn]:.1f} ({low:.1f}-{high:.1f})", *cells,
+                f"{np.ptp(table[:, turn]):.1f}",
             )
+    turns.print()
+
+    intervals = Table(["clip", "variant scores inside the as-is interval", "half-width mean", "max"], markdown)
+    for clip, outcomes in results.items():
+        inside, _ = coverage(outcomes)
+        reference = outcomes[AS_IS.name]
+        half = (reference.turn_highs - reference.turn_lows) / 2
+        if len(inside):
+            intervals.add(clip, f"{inside.sum()}/{len(inside)} ({inside.mean():.0%})", f"{half.mean():.1f}", f"{half.max():.1f}")
+    intervals.print()
+    scale = config.metrics.interval_scale
+    print(f"metrics.interval_scale {scale:g}; machine: {machine()}")
+    if calibrate:
+        print(f"calibrated interval_scale (narrowest with {COVERAGE:.0%} of variant scores inside): "
+              f"{calibrated_scale(results, scale):.2f}")
+
+
+def machine() -> str:
+    """The CPU this ran on, in words."""
+    import os
+
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or platform.machine(),
+    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return f"{os.cpu_count()} cores, {model}"
 
 
 def parse_overrides(settings: list[str]) -> dict:
@@ -219,18 +296,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--media", type=Path, default=ROOT.parent / "shared" / "media")
     parser.add_argument("--clip", action="append", help="a clip name in --media (default: all samples)")
+    parser.add_argument("--extended", action="store_true", help="also the four extra variants")
+    parser.add_argument("--calibrate", action="store_true", help="extended, and print the calibrated interval scale")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     args = parser.parse_args()
     config = load_config(overrides=parse_overrides(args.set))
+    variants = VARIANTS + (EXTENDED if args.extended or args.calibrate else ())
     results: dict[str, dict[str, Outcome]] = {}
     with tempfile.TemporaryDirectory() as folder:
         for clip in args.clip or CLIPS:
             results[clip] = {}
-            for variant in VARIANTS:
+            for variant in variants:
                 path = variant.make(args.media / clip, Path(folder))
                 results[clip][variant.name] = analyse(path, variant.skip_frames, config)
                 print(f"{clip}: {variant.name} done", file=sys.stderr)
-    print_tables(results)
+    print_tables(results, config, args.markdown, args.calibrate)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tasks.wording import left_against_right, summary_score, turn_score
+
 console = Console(stderr=True)
 
 # What MediaPipe's native code prints straight to file descriptor 2, whatever the log settings:
@@ -216,22 +218,21 @@ def _flow_run_link(flow_run_id) -> str:
 def _print_turns(metrics: dict) -> None:
     camera = {"behind": "behind", "front": "in front of"}[metrics["camera_side"]]
     table = Table(title=f"Turns (times in s, angles in degrees; camera {camera} the skier)")
-    for heading in ("#", "turn", "start", "apex", "end", "lean", "score", "L-R", "lag ms"):
+    for heading in ("#", "turn", "start", "apex", "end", "lean", "score (90% interval)", "L-R", "lag ms"):
         table.add_column(heading, justify="right")
     for turn in metrics["turns"]:
-        score = "partial" if turn["partial"] else _number(turn["edge_similarity"], "{:.0f}")
         table.add_row(
             str(turn["index"]), turn["direction"], f"{turn['start_s']:.2f}", f"{turn['apex_s']:.2f}",
-            f"{turn['end_s']:.2f}", f"{turn['peak_inclination_deg']:.0f}", score,
+            f"{turn['end_s']:.2f}", f"{turn['peak_inclination_deg']:.0f}", turn_score(turn),
             _number(turn["edge_difference_deg"], "{:.1f}"), _number(turn["edge_lag_ms"], "{:.0f}"),
         )
     Console().print(table)
     summary, rhythm = metrics["summary"], metrics["rhythm"]
-    parts = [
-        f"{name}: " + (f"{summary[name]:.0f}" if summary[name] is not None else summary[f"{name}_reason"])
-        for name in ("overall", "left", "right")
-    ]
-    print("Edge similarity " + "; ".join(parts) + f"; mean of complete turns: {_number(summary['mean_edge_similarity'], '{:.0f}')}")
+    parts = [f"{name}: {summary_score(summary, name)}" for name in ("overall", "left", "right")]
+    print(f"Edge similarity {'; '.join(parts)}; mean of complete turns: {summary_score(summary, 'mean_edge_similarity')}")
+    comparison = left_against_right(summary)
+    if comparison:
+        print(comparison)
     if rhythm["turns_per_minute"] is not None:
         print(f"Rhythm: {rhythm['turns_per_minute']:.0f} turns per minute, duration variation {rhythm['duration_cv']:.0%}")
 

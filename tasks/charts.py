@@ -37,13 +37,26 @@ def plot_metrics(times: np.ndarray, metrics: TechniqueMetrics, path: Path) -> Pa
     timeline.legend(loc="upper right", fontsize=8)
     timeline.set_xlim(times[0], times[-1])
 
-    scored = [turn for turn in metrics.turns if turn.edge_similarity is not None]
-    bars.bar(
-        [f"{turn.index} {turn.direction}" for turn in scored],
-        [turn.edge_similarity for turn in scored],
-        color=[RIGHT_COLOUR if turn.direction == "right" else LEFT_COLOUR for turn in scored],
+    scored = [turn for turn in metrics.turns if turn.scored]
+    scores = np.array([turn.edge_similarity for turn in scored])
+    positions = np.arange(len(scored))
+    for position, turn in zip(positions, scored):
+        bars.bar(
+            position, turn.edge_similarity, color=RIGHT_COLOUR if turn.direction == "right" else LEFT_COLOUR,
+            alpha=0.35 if turn.uncertain else 1.0, hatch="//" if turn.uncertain else None,
+        )
+    bars.errorbar(
+        positions, scores,
+        yerr=[scores - [t.edge_similarity_low for t in scored], [t.edge_similarity_high for t in scored] - scores],
+        fmt="none", ecolor=LEAN_COLOUR, capsize=5, lw=1.2,
     )
-    bars.set(ylim=(0, 100), ylabel="edge similarity", title="Edge similarity per complete turn")
+    for position, turn in zip(positions, scored):
+        if turn.uncertain:
+            bars.text(position, 8, "uncertain", ha="center", va="bottom", fontsize=8,
+                      bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+    bars.set_xticks(positions, [f"{turn.index} {turn.direction}" for turn in scored])
+    bars.set(ylim=(0, 100), ylabel="edge similarity",
+             title="Edge similarity per complete turn, with its 90% interval (hatched: uncertain)")
     if not scored:
         bars.text(0.5, 0.5, "no complete turn", ha="center", va="center", transform=bars.transAxes)
     figure.savefig(path, dpi=100)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -77,6 +77,9 @@ class PoseConfig(_Section):
     min_tracking_confidence: float = Field(ge=0, le=1)
     keypoint_confidence: float = Field(ge=0, le=1)
     keypoint_imgsz: int = Field(ge=32)
+    keypoint_mirror: bool
+    keypoint_shift: float = Field(ge=0, le=0.25)
+    keypoint_crop_scales: tuple[Annotated[float, Field(gt=0.5, lt=2)], ...]
     workers: int = Field(ge=1)
     chunk_s: float = Field(gt=0)
 
@@ -103,6 +106,10 @@ class MetricsConfig(_Section):
     max_lag_ms: float = Field(ge=0)
     lag_scale_ms: float = Field(gt=0)
     agreement_weight: float = Field(ge=0, le=1)
+    bootstrap_samples: int = Field(ge=50, le=100_000)
+    interval_scale: float = Field(gt=0)
+    uncertain_half_width: float = Field(gt=0)
+    max_model_disagreement_deg: float = Field(gt=0)
     summary_window: int = Field(ge=1)
     side_window: int = Field(ge=1)
 

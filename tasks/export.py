@@ -22,6 +22,7 @@ from tasks.pose import PoseSequence
 from tasks.tracking import SkierTrack
 from tasks.turns import TechniqueMetrics, Turn
 from tasks.video import VideoInfo
+from tasks.wording import summary_score, turn_score
 
 SCHEMA_VERSION = "1.0"
 # Per landmark: image position (px), world position (m) and visibility (0-1).
@@ -140,13 +141,11 @@ def summary_markdown(results: dict[str, Any], outputs_at: str) -> str:
         summary = metrics["summary"]
         lines.append(
             f"- {summary['complete_turns']} complete turns; mean edge similarity "
-            f"{summary['mean_edge_similarity'] if summary['mean_edge_similarity'] is not None else 'n/a'}; "
-            f"overall {summary['overall'] if summary['overall'] is not None else summary['overall_reason']}"
+            f"{summary_score(summary, 'mean_edge_similarity')}; overall {summary_score(summary, 'overall')}"
         )
-        lines += ["", "| turn | direction | start s | end s | edge similarity |", "|---|---|---|---|---|"]
+        lines += ["", "| turn | direction | start s | end s | edge similarity (90% interval) |", "|---|---|---|---|---|"]
         lines += [
-            f"| {t['index']} | {t['direction']} | {t['start_s']:.2f} | {t['end_s']:.2f} | "
-            f"{'partial' if t['partial'] else t['edge_similarity']} |"
+            f"| {t['index']} | {t['direction']} | {t['start_s']:.2f} | {t['end_s']:.2f} | {turn_score(t)} |"
             for t in metrics["turns"]
         ]
     lines += ["", *(f"- Warning: {warning}" for warning in results["warnings"])]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tasks.config import MetricsConfig
+from tasks.keypoints import SHARED, SHARED_LANDMARKS
 from tasks.landmarks import INDEX
 from tasks.pose import PoseSequence
 
@@ -37,6 +38,13 @@ class FrameAngles:
         edge_difference_deg: Left minus right edge angle.
         shin_angle_deg: 3D angle between the two shins (0 = parallel).
         camera_side: `behind` or `front`.
+        view_left_edge_deg: `(frames, views)` the left edge angle from each view of the
+            second keypoint model alone; None without it.
+        view_right_edge_deg: The same for the right leg.
+        legs_hidden: Frames whose legs were not seen: the pose was bridged by smoothing, or
+            the second model saw a hip, knee or ankle in none of its views.
+        models_disagree: Frames where MediaPipe's edge angle of a leg and the second model's
+            differ by more than `metrics.max_model_disagreement_deg`.
     """
 
     inclination_deg: np.ndarray
@@ -45,6 +53,10 @@ class FrameAngles:
     edge_difference_deg: np.ndarray
     shin_angle_deg: np.ndarray
     camera_side: str
+    view_left_edge_deg: np.ndarray | None = None
+    view_right_edge_deg: np.ndarray | None = None
+    legs_hidden: np.ndarray | None = None
+    models_disagree: np.ndarray | None = None
 
 
 def detect_camera_side(pose: PoseSequence) -> str:
@@ -66,11 +78,14 @@ def frontal_angles(pose: PoseSequence, config: MetricsConfig) -> FrameAngles:
     def tilt(vectors: np.ndarray) -> np.ndarray:
         return np.degrees(np.arctan2(towards_right * vectors[:, 0], -vectors[:, 1]))
 
+    def edges(image_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        left, right = skier_legs(image_xy, pose.image_xy, side)
+        return tilt(left["knee"] - left["ankle"]), tilt(right["knee"] - right["ankle"])
+
     image_left, image_right = skier_legs(pose.image_xy, pose.image_xy, side)
     ankles = (image_left["ankle"] + image_right["ankle"]) / 2
     inclination = tilt(centre_of_mass(pose.image_xy, config.com_trunk_weight) - ankles)
-    left_edge = tilt(image_left["knee"] - image_left["ankle"])
-    right_edge = tilt(image_right["knee"] - image_right["ankle"])
+    left_edge, right_edge = edges(pose.image_xy)
 
     world_left, world_right = skier_legs(pose.world_xyz, pose.image_xy, side)
     left_shin, right_shin = world_left["knee"] - world_left["ankle"], world_right["knee"] - world_right["ankle"]
@@ -86,7 +101,33 @@ def frontal_angles(pose: PoseSequence, config: MetricsConfig) -> FrameAngles:
     )
     for values in angles:
         values[failed] = np.nan
-    return FrameAngles(*angles, camera_side=side)
+    evidence = {"legs_hidden": ~pose.detected} | _second_opinion(pose, edges, config)
+    return FrameAngles(*angles, camera_side=side, **evidence)
+
+
+def _second_opinion(pose: PoseSequence, edges, config: MetricsConfig) -> dict[str, np.ndarray]:
+    """Edge angles from each view of the second keypoint model, the frames where it saw no leg
+    joint, and those where MediaPipe's legs tip differently from the chosen ones."""
+    if pose.keypoint_views is None:
+        return {}
+
+    def with_shared(points: np.ndarray) -> np.ndarray:
+        image_xy = pose.image_xy.copy()
+        image_xy[:, SHARED_LANDMARKS] = points
+        return image_xy
+
+    view_edges = [edges(with_shared(pose.keypoint_views[:, view])) for view in range(pose.keypoint_views.shape[1])]
+    legs = [SHARED.index(f"{side}_{joint}") for side in ("left", "right") for joint in _LEG]
+    unseen = np.isnan(pose.keypoint_views[:, :, legs, 0]).all(axis=1).any(axis=1)
+    mediapipe_left, mediapipe_right = edges(with_shared(pose.mediapipe_shared))
+    fused_left, fused_right = edges(pose.image_xy)
+    apart = np.fmax(np.abs(mediapipe_left - fused_left), np.abs(mediapipe_right - fused_right))
+    return {
+        "view_left_edge_deg": np.column_stack([left for left, _ in view_edges]),
+        "view_right_edge_deg": np.column_stack([right for _, right in view_edges]),
+        "legs_hidden": ~pose.detected | unseen,
+        "models_disagree": apart > config.max_model_disagreement_deg,
+    }
 
 
 def skier_legs(

@@ -1,20 +1,25 @@
-"""A second opinion on the body: a YOLO pose model on the same crops as MediaPipe.
+"""A second opinion on the body: a YOLO pose model on the skier's crop, seen several ways.
 
-Two keypoint models err differently, so averaging them steadies the leg angles that the edge
-scores are made of (see "Repeatability" in the README). Only the points both models have and
-the metrics use are averaged: shoulders, hips, knees and ankles, in image coordinates. The
+The second model runs on several views of each frame's crop (test-time augmentation): as cut,
+mirrored, shifted a little each way and zoomed a little in and out. One model's answers to
+near-identical pictures differ by a few pixels, and those differences are what moves a score
+when the same run is re-encoded; their mean moves a third as much (see "Repeatability" in
+the README). The shoulders, hips, knees and ankles, the points the metrics use, are taken
+from that mean where the model is confident, and from MediaPipe elsewhere; the views
+themselves are kept, because how much they disagree is part of each score's interval. The
 world landmarks stay MediaPipe's own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tasks.config import AnalysisConfig
-from tasks.landmarks import INDEX
+from tasks.config import AnalysisConfig, PoseConfig
+from tasks.landmarks import INDEX, LANDMARK_NAMES
 from tasks.models import require_model
 from tasks.video import cores_but_one
 from tasks.yolo import load_yolo
@@ -25,13 +30,42 @@ _COCO = {
     "left_knee": 13, "right_knee": 14, "left_ankle": 15, "right_ankle": 16,
 }
 SHARED = tuple(_COCO)
-_LANDMARKS = np.array([INDEX[name] for name in SHARED])
+SHARED_LANDMARKS = np.array([INDEX[name] for name in SHARED])
 # The same points with left and right traded.
 _SWAPPED = np.array([SHARED.index(name.replace("left", "@").replace("right", "left").replace("@", "right")) for name in SHARED])
+# MediaPipe's foot points, moved with their ankle so that the drawn foot stays on the leg.
+_FEET = {INDEX[f"{side}_ankle"]: (INDEX[f"{side}_heel"], INDEX[f"{side}_foot_index"]) for side in ("left", "right")}
 
 # Crops in, then per crop the shared points `(len(SHARED), 2)` in crop units (0-1) and their
 # confidences; NaN and 0 where nobody was found.
 KeypointModel = Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class View:
+    """One way of showing the model a crop: the crop window moved by `shift` (fractions of
+    its side, x then y), its side multiplied by `scale`, and the picture mirrored or not."""
+
+    shift: tuple[float, float] = (0.0, 0.0)
+    scale: float = 1.0
+    mirrored: bool = False
+
+    def window(self, window: np.ndarray) -> np.ndarray:
+        """The crop window `(cx, cy, side)` this view cuts instead of `window`."""
+        centre_x, centre_y, side = window
+        return np.array([centre_x + self.shift[0] * side, centre_y + self.shift[1] * side, side * self.scale])
+
+
+def views_of(config: PoseConfig) -> tuple[View, ...]:
+    """The views the configuration asks for: as cut first, then mirrored, shifted and scaled."""
+    shift = config.keypoint_shift
+    views = [View()]
+    if config.keypoint_mirror:
+        views.append(View(mirrored=True))
+    if shift > 0:
+        views += [View(shift=offset) for offset in ((shift, 0.0), (-shift, 0.0), (0.0, shift), (0.0, -shift))]
+    views += [View(scale=scale) for scale in config.keypoint_crop_scales]
+    return tuple(views)
 
 
 def load_keypoint_model(model_path: Path, imgsz: int, device: str) -> KeypointModel:
@@ -60,35 +94,73 @@ def load_keypoint_model(model_path: Path, imgsz: int, device: str) -> KeypointMo
     return keypoints
 
 
-def blend_keypoints(
-    image_xy: np.ndarray, keypoints_xy: np.ndarray, confidence: np.ndarray, min_confidence: float
-) -> np.ndarray:
-    """MediaPipe's image landmarks with the shared points averaged with the second model's.
+def unmirror(points: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points found in a mirrored crop (crop units) as they lie in the crop itself: x flipped,
+    and left and right traded, since a mirrored left knee looks like a right one."""
+    points = points[..., _SWAPPED, :].copy()
+    points[..., 0] = 1 - points[..., 0]
+    return points, confidence[..., _SWAPPED]
+
+
+def pair_views(mediapipe: np.ndarray, views: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each view's points with its sides paired to MediaPipe's, per frame.
 
     Both models may label a skier seen from behind left for right, each in its own frames,
-    so per frame the second model's sides are paired with MediaPipe's the way that puts the
-    points closer together.
+    so per frame and view the second model's sides are paired with MediaPipe's the way that
+    puts the points closer together.
+
+    Args:
+        mediapipe: `(frames, len(SHARED), 2)` MediaPipe's shared points.
+        views: `(frames, views, len(SHARED), 2)` the second model's points per view.
+        confidence: `(frames, views, len(SHARED))` its confidence per point.
+
+    Returns:
+        The views' points and confidences, relabelled where that pairs them better.
+    """
+    swapped, swapped_confidence = views[:, :, _SWAPPED], confidence[:, :, _SWAPPED]
+    reference = mediapipe[:, None]
+    straight_distance = np.nansum(np.linalg.norm(views - reference, axis=3), axis=2)
+    swapped_distance = np.nansum(np.linalg.norm(swapped - reference, axis=3), axis=2)
+    swap = swapped_distance < straight_distance
+    return (
+        np.where(swap[..., None, None], swapped, views),
+        np.where(swap[..., None], swapped_confidence, confidence),
+    )
+
+
+def fuse_keypoints(
+    image_xy: np.ndarray, views_xy: np.ndarray, views_confidence: np.ndarray, min_confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's image landmarks with the shared points taken from the second model.
+
+    A shared point is the mean of the views that see it at least `min_confidence`, where
+    MediaPipe has a pose; MediaPipe's own point is kept where no view does. Plain means, not
+    a mix with MediaPipe: any share of MediaPipe's point made the scores less repeatable
+    (see "Repeatability" in the README). Each foot moves with its ankle.
 
     Args:
         image_xy: `(frames, 33, 2)` MediaPipe landmarks in frame pixels, NaN without a pose.
-        keypoints_xy: `(frames, len(SHARED), 2)` the second model's points in frame pixels.
-        confidence: `(frames, len(SHARED))` the second model's confidence per point.
-        min_confidence: Points below this keep MediaPipe's position alone.
+        views_xy: `(frames, views, len(SHARED), 2)` the second model's points in frame pixels.
+        views_confidence: `(frames, views, len(SHARED))` its confidence per point.
+        min_confidence: Views below this do not count for a point.
 
     Returns:
-        A new landmark array.
+        A new landmark array, and the views paired to its sides with NaN where a view was
+        not confident (`(frames, views, len(SHARED), 2)`).
     """
-    mediapipe = image_xy[:, _LANDMARKS]
-    swapped, swapped_confidence = keypoints_xy[:, _SWAPPED], confidence[:, _SWAPPED]
-    straight_distance = np.nansum(np.linalg.norm(keypoints_xy - mediapipe, axis=2), axis=1)
-    swapped_distance = np.nansum(np.linalg.norm(swapped - mediapipe, axis=2), axis=1)
-    swap = swapped_distance < straight_distance
-    paired = np.where(swap[:, None, None], swapped, keypoints_xy)
-    paired_confidence = np.where(swap[:, None], swapped_confidence, confidence)
-    usable = (paired_confidence >= min_confidence) & ~np.isnan(paired[..., 0]) & ~np.isnan(mediapipe[..., 0])
-    blended = image_xy.copy()
-    blended[:, _LANDMARKS] = np.where(usable[..., None], (mediapipe + paired) / 2, mediapipe)
-    return blended
+    mediapipe = image_xy[:, SHARED_LANDMARKS]
+    paired, confidence = pair_views(mediapipe, views_xy, views_confidence)
+    seen = (confidence >= min_confidence) & ~np.isnan(paired[..., 0]) & ~np.isnan(mediapipe[:, None, :, 0])
+    paired = np.where(seen[..., None], paired, np.nan)
+    counted = seen.sum(axis=1)
+    mean = np.nansum(paired, axis=1) / np.maximum(counted, 1)[..., None]
+    shared = np.where((counted > 0)[..., None], mean, mediapipe)
+    fused = image_xy.copy()
+    fused[:, SHARED_LANDMARKS] = shared
+    for ankle, foot in _FEET.items():
+        moved = shared[:, SHARED.index(LANDMARK_NAMES[ankle])] - image_xy[:, ankle]
+        fused[:, list(foot)] += moved[:, None]
+    return fused, paired
 
 
 def second_opinion(config: AnalysisConfig, device: str) -> KeypointModel | None:

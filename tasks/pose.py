@@ -14,7 +14,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from tasks.config import PoseConfig
-from tasks.keypoints import SHARED, KeypointModel, blend_keypoints
+from tasks.keypoints import SHARED, SHARED_LANDMARKS, KeypointModel, View, fuse_keypoints, unmirror, views_of
 from tasks.landmarks import LANDMARK_COUNT
 from tasks.progress import ProgressCallback
 from tasks.video import VideoInfo, iter_frames
@@ -31,6 +31,11 @@ class PoseSequence:
             x and y along the image axes (y down), z away from the camera.
         visibility: `(frames, 33)` MediaPipe's visibility, 0-1.
         detected: `(frames,)` whether the pose model found the skier in that frame.
+        keypoint_views: `(frames, views, len(SHARED), 2)` the second keypoint model's
+            shoulders, hips, knees and ankles in each view of the crop, in frame pixels,
+            labelled as in `image_xy`; NaN where a view was not confident. None without it.
+        mediapipe_shared: `(frames, len(SHARED), 2)` MediaPipe's own points of those joints,
+            before they were replaced by the second model's. None without it.
     """
 
     times_s: np.ndarray
@@ -38,6 +43,8 @@ class PoseSequence:
     world_xyz: np.ndarray
     visibility: np.ndarray
     detected: np.ndarray
+    keypoint_views: np.ndarray | None = None
+    mediapipe_shared: np.ndarray | None = None
 
     @classmethod
     def empty(cls, times_s: np.ndarray) -> PoseSequence:
@@ -85,8 +92,8 @@ def estimate_pose(
     on_progress: ProgressCallback | None = None,
     keypoint_model: KeypointModel | None = None,
 ) -> PoseSequence:
-    """Run the MediaPipe Pose Landmarker in video mode on each frame's crop window, and
-    average in a second keypoint model's shoulders, hips, knees and ankles when one is given.
+    """Run the MediaPipe Pose Landmarker in video mode on each frame's crop window, and take
+    the shoulders, hips, knees and ankles from a second keypoint model when one is given.
 
     This thread decodes and crops; `config.workers` threads each run a landmarker on chunks
     of consecutive frames (MediaPipe releases the GIL and uses one core), chunk `k` going to
@@ -94,7 +101,8 @@ def estimate_pose(
     landmarker tracks the pose from frame to frame; at a chunk's first frame it finds it
     again, in a crop that still centres on the skier. Crops reach their worker one by one,
     so it starts on a chunk as soon as its first frame is decoded. The second model runs on
-    this thread, in batches, while the landmarkers work.
+    this thread, on each of its views of the crop (`tasks.keypoints.views_of`), in batches,
+    while the landmarkers work.
 
     Args:
         info: The probed clip.
@@ -105,20 +113,21 @@ def estimate_pose(
         keypoint_model: The second opinion (`tasks.keypoints`), or None for MediaPipe alone.
 
     Returns:
-        Image landmarks in frame pixels, world landmarks in metres, and visibility.
+        Image landmarks in frame pixels, world landmarks in metres, visibility, and the
+        second model's views.
     """
     pose = PoseSequence.empty(info.trim_start_s + np.arange(info.frames_in_trim) / info.fps)
     progress = _Progress(on_progress)
     # A worker's queue holds up to a chunk, so the others get theirs while it catches up.
     queues = [queue.Queue(maxsize=_chunk_frames(info, config)) for _ in range(config.workers)]
-    second = _SecondOpinion(keypoint_model, info.frames_in_trim) if keypoint_model else None
+    second = _SecondOpinion(keypoint_model, info.frames_in_trim, views_of(config), config.crop_size) if keypoint_model else None
     with ThreadPoolExecutor(config.workers, thread_name_prefix="pose") as pool:
         running = [pool.submit(_estimate_crops, crops, pose, config, model_path, progress) for crops in queues]
         try:
-            for chunk, crop in _crops(info, windows, config, pose, progress):
+            for chunk, crop, image in _crops(info, windows, config, pose, progress):
                 _put(queues[chunk % config.workers], crop, running, progress)
                 if second is not None:
-                    second.add(crop)
+                    second.add(crop, image, windows[crop[0]])
             for crops in queues:
                 _put(crops, None, running, progress)
         except BaseException:
@@ -130,10 +139,13 @@ def estimate_pose(
         for future in running:
             future.result()
     progress.report()
-    if second is not None:
-        second.flush()
-        pose.image_xy[:] = blend_keypoints(pose.image_xy, second.xy, second.confidence, config.keypoint_confidence)
-    return pose
+    if second is None:
+        return pose
+    second.flush()
+    fused, views = fuse_keypoints(pose.image_xy, second.xy, second.confidence, config.keypoint_confidence)
+    return replace(
+        pose, image_xy=fused, keypoint_views=views, mediapipe_shared=pose.image_xy[:, SHARED_LANDMARKS].copy()
+    )
 
 
 # One item of work: a frame's index, time, crop, crop origin in the frame, and window side.
@@ -161,28 +173,41 @@ class _Progress:
 
 
 class _SecondOpinion:
-    """Runs the second keypoint model on crops in batches; holds its points in frame pixels."""
+    """Runs the second keypoint model on each view of the crops, in batches; holds its points
+    in frame pixels, `(frames, views, len(SHARED), 2)`, and their confidences."""
 
     _BATCH = 8
 
-    def __init__(self, model: KeypointModel, frames: int) -> None:
+    def __init__(self, model: KeypointModel, frames: int, views: tuple[View, ...], crop_size: int) -> None:
         self._model = model
-        self._batch: list[_Crop] = []
-        self.xy = np.full((frames, len(SHARED), 2), np.nan)
-        self.confidence = np.zeros((frames, len(SHARED)))
+        self._views = views
+        self._crop_size = crop_size
+        self._batch: list[tuple[int, int, np.ndarray, tuple[float, float], float]] = []
+        self.xy = np.full((frames, len(views), len(SHARED), 2), np.nan)
+        self.confidence = np.zeros((frames, len(views), len(SHARED)))
 
-    def add(self, crop: _Crop) -> None:
-        self._batch.append(crop)
-        if len(self._batch) == self._BATCH:
+    def add(self, crop: _Crop, image: np.ndarray, window: np.ndarray) -> None:
+        index, _, plain, origin, side = crop
+        for number, view in enumerate(self._views):
+            if view.scale == 1 and view.shift == (0.0, 0.0):
+                cut, cut_origin, cut_side = plain, origin, side
+            else:
+                cut, cut_origin, cut_side = square_crop(image, view.window(window), self._crop_size)
+            if view.mirrored:
+                cut = np.ascontiguousarray(cut[:, ::-1])
+            self._batch.append((index, number, cut, cut_origin, cut_side))
+        if len(self._batch) >= self._BATCH:
             self.flush()
 
     def flush(self) -> None:
         if not self._batch:
             return
-        xy, confidence = self._model([image for _, _, image, _, _ in self._batch])
-        for (index, _, _, origin, side), points, certainty in zip(self._batch, xy, confidence):
-            self.xy[index] = np.asarray(origin) + points * side
-            self.confidence[index] = certainty
+        xy, confidence = self._model([cut for _, _, cut, _, _ in self._batch])
+        for (index, number, _, origin, side), points, certainty in zip(self._batch, xy, confidence):
+            if self._views[number].mirrored:
+                points, certainty = unmirror(points, certainty)
+            self.xy[index, number] = np.asarray(origin) + points * side
+            self.confidence[index, number] = certainty
         self._batch = []
 
 
@@ -192,9 +217,10 @@ def _chunk_frames(info: VideoInfo, config: PoseConfig) -> int:
 
 def _crops(
     info: VideoInfo, windows: np.ndarray, config: PoseConfig, pose: PoseSequence, progress: _Progress
-) -> Iterator[tuple[int, _Crop]]:
-    """The crop of each frame with a window and the number of its chunk: chunks hold
-    `config.chunk_s` seconds of consecutive frames, and a frame without a window ends one."""
+) -> Iterator[tuple[int, _Crop, np.ndarray]]:
+    """The crop of each frame with a window, the number of its chunk and the whole frame:
+    chunks hold `config.chunk_s` seconds of consecutive frames, and a frame without a window
+    ends one."""
     size = _chunk_frames(info, config)
     chunk, in_chunk = 0, 0
     for frame in iter_frames(info, pixel_format="rgb24"):
@@ -205,7 +231,7 @@ def _crops(
             chunk, in_chunk = chunk + (in_chunk > 0), 0
             continue
         crop, origin, side = square_crop(frame.image, window, config.crop_size)
-        yield chunk, (frame.index, frame.time_s, crop, origin, side)
+        yield chunk, (frame.index, frame.time_s, crop, origin, side), frame.image
         in_chunk += 1
         if in_chunk == size:
             chunk, in_chunk = chunk + 1, 0

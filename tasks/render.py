@@ -12,12 +12,14 @@ import cv2
 import numpy as np
 
 from tasks.config import RenderConfig
+from tasks.intervals import draw_interval
 from tasks.frontal import labels_match_skier
 from tasks.landmarks import BODY_JOINTS, CENTRE_BONES, LEFT_BONES, RIGHT_BONES
 from tasks.pose import PoseSequence
 from tasks.progress import ProgressCallback
-from tasks.turns import TechniqueMetrics
+from tasks.turns import TechniqueMetrics, Turn
 from tasks.video import VideoInfo, i420_planes, iter_frames
+from tasks.wording import score_range, turn_score
 
 # BGR colours: the skier's own left in orange, right in blue, the box in green.
 LEFT_COLOUR = (0, 140, 255)
@@ -120,17 +122,27 @@ def draw_turn(canvas: I420Canvas, metrics: TechniqueMetrics, index: int, marker_
     if number < 0:
         return
     turn = metrics.turns[number]
-    finished = [t.edge_similarity for t in metrics.turns if t.end_frame <= index and t.edge_similarity is not None]
-    score = "partial turn" if turn.partial else (
-        "no score" if turn.edge_similarity is None else f"edge similarity {turn.edge_similarity:.0f}"
-    )
-    lines = [f"{turn.direction.upper()} turn {turn.index}", score]
+    score = turn_score(turn.as_dict())
+    lines = [f"{turn.direction.upper()} turn {turn.index}"]
+    if score.startswith("uncertain: "):
+        lines += ["edge similarity uncertain", score.removeprefix("uncertain: ")]
+    else:
+        lines.append(score if turn.partial or not turn.scored else f"edge similarity {score}")
+    finished = [t for t in metrics.turns if t.end_frame <= index and t.certain]
     if finished:
-        lines.append(f"run average {np.mean(finished):.0f}")
+        lines.append(f"run average {running_average(finished)}")
     colour = RIGHT_COLOUR if turn.direction == "right" else LEFT_COLOUR
     _text_block(canvas, lines, colour, corner="bottom-left")
     if turn.index > 0 and index - turn.start_frame < marker_frames:
         _text_block(canvas, ["TRANSITION"], (0, 230, 255), corner="top-right")
+
+
+@functools.lru_cache(maxsize=64)
+def running_average(turns: tuple[Turn, ...]) -> str:
+    """The mean score of `turns` with its 90% interval, as shown."""
+    scores = [turn.edge_similarity for turn in turns]
+    low, high = draw_interval(lambda draws: draws.mean(axis=1), scores, [turn.half_width for turn in turns], 2000)
+    return score_range(float(np.mean(scores)), low, high)
 
 
 def _text_block(canvas: I420Canvas, lines: list[str], colour: tuple[int, int, int], corner: str) -> None:

@@ -13,17 +13,18 @@ from dataclasses import replace
 import numpy as np
 
 from tasks.config import SmoothingConfig
+from tasks.keypoints import SHARED_LANDMARKS
 from tasks.landmarks import INDEX
 from tasks.pose import PoseSequence, fill_short_gaps, runs_of
 
 
 def smooth_pose(pose: PoseSequence, config: SmoothingConfig) -> PoseSequence:
-    """Smooth image and world landmarks, bridging gaps up to `config.max_gap_s`.
+    """Smooth image and world landmarks, and the second model's views of the shared points,
+    bridging gaps up to `config.max_gap_s`.
 
     Returns:
         A pose of the same shape; bridged frames get landmarks, visibility interpolated.
     """
-    frames = len(pose.times_s)
     pose = drop_upside_down(pose)
     if not pose.detected.any():
         return pose
@@ -31,27 +32,31 @@ def smooth_pose(pose: PoseSequence, config: SmoothingConfig) -> PoseSequence:
     max_gap = round(config.max_gap_s / _frame_interval(pose.times_s))
     segments = bridged_segments(pose.detected, max_gap)
 
-    image = pose.image_xy.reshape(frames, -1)
-    world = pose.world_xyz.reshape(frames, -1)
-    smoothed_image = np.full_like(image, np.nan)
-    smoothed_world = np.full_like(world, np.nan)
-    for start, stop in segments:
-        span = slice(start, stop)
-        times = pose.times_s[span]
-        smoothed_image[span] = rts_smooth(
-            image[span], times, np.repeat(reliability[span], 2, axis=1),
-            config.image_acceleration, config.image_noise_px,
-        )
-        smoothed_world[span] = rts_smooth(
-            world[span], times, np.repeat(reliability[span], 3, axis=1),
-            config.world_acceleration, config.world_noise_m,
-        )
+    def smoothed(values: np.ndarray, reliability: np.ndarray, acceleration: float, noise: float) -> np.ndarray:
+        series = values.reshape(len(values), -1)
+        reliability = np.broadcast_to(reliability, series.shape)
+        result = np.full_like(series, np.nan)
+        for start, stop in segments:
+            span = slice(start, stop)
+            result[span] = rts_smooth(series[span], pose.times_s[span], reliability[span], acceleration, noise)
+        return result.reshape(values.shape)
+
+    image = smoothed(pose.image_xy, np.repeat(reliability, 2, axis=1), config.image_acceleration, config.image_noise_px)
+    world = smoothed(pose.world_xyz, np.repeat(reliability, 3, axis=1), config.world_acceleration, config.world_noise_m)
     visibility = fill_short_gaps(pose.visibility, max_gap)
-    visibility[np.isnan(smoothed_image[:, 0])] = np.nan
-    return pose.with_landmarks(
-        smoothed_image.reshape(pose.image_xy.shape),
-        smoothed_world.reshape(pose.world_xyz.shape),
-        visibility,
+    visibility[np.isnan(image[:, 0, 0])] = np.nan
+    smoothed_pose = pose.with_landmarks(image, world, visibility)
+    if pose.keypoint_views is None:
+        return smoothed_pose
+    # A view's point counts only where the view was confident (elsewhere it is NaN), so all
+    # its measurements are trusted alike.
+    shared_reliability = np.repeat(reliability[:, SHARED_LANDMARKS], 2, axis=1)
+    return replace(
+        smoothed_pose,
+        keypoint_views=smoothed(pose.keypoint_views, np.ones(1), config.image_acceleration, config.image_noise_px),
+        mediapipe_shared=smoothed(
+            pose.mediapipe_shared, shared_reliability, config.image_acceleration, config.image_noise_px
+        ),
     )
 
 
@@ -63,10 +68,14 @@ def drop_upside_down(pose: PoseSequence) -> PoseSequence:
     upside_down = ankles < hips  # image y points down
     if not upside_down.any():
         return pose
-    image, world, visibility = pose.image_xy.copy(), pose.world_xyz.copy(), pose.visibility.copy()
-    for values in (image, world, visibility):
+    arrays = {
+        name: getattr(pose, name).copy()
+        for name in ("image_xy", "world_xyz", "visibility", "keypoint_views", "mediapipe_shared")
+        if getattr(pose, name) is not None
+    }
+    for values in arrays.values():
         values[upside_down] = np.nan
-    return replace(pose.with_landmarks(image, world, visibility), detected=pose.detected & ~upside_down)
+    return replace(pose, detected=pose.detected & ~upside_down, **arrays)
 
 
 def bridged_segments(observed: np.ndarray, max_gap: int) -> list[tuple[int, int]]:

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from tasks.config import MetricsConfig
+from tasks.edges import PARTS, estimate_edges
 from tasks.frontal import FrameAngles
+from tasks.intervals import draw_interval
 
 
 @dataclass(frozen=True)
@@ -15,7 +17,10 @@ class Turn:
     """One turn, from a transition (the centre of mass crossing over the feet) to the next.
 
     Frames are indexed from the start of the analysed part; `end_frame` is the first frame of
-    the next turn. Edge-similarity fields are None for partial turns and turns without pose.
+    the next turn. Edge-similarity fields are None for partial turns and turns without pose;
+    each score has the low and high end of its interval (see `tasks/edges.py`) beside it.
+    `uncertain` is True when the similarity's interval is too wide to show it as a number,
+    `uncertain_reason` says why.
     """
 
     index: int
@@ -30,10 +35,38 @@ class Turn:
     duration_s: float
     peak_inclination_deg: float
     edge_similarity: float | None = None
+    edge_similarity_low: float | None = None
+    edge_similarity_high: float | None = None
     edge_agreement_score: float | None = None
+    edge_agreement_score_low: float | None = None
+    edge_agreement_score_high: float | None = None
     edge_difference_deg: float | None = None
+    edge_difference_deg_low: float | None = None
+    edge_difference_deg_high: float | None = None
     edge_lag_ms: float | None = None
+    edge_lag_ms_low: float | None = None
+    edge_lag_ms_high: float | None = None
     edge_lag_score: float | None = None
+    edge_lag_score_low: float | None = None
+    edge_lag_score_high: float | None = None
+    edged_frames: int | None = None
+    uncertain: bool | None = None
+    uncertain_reason: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        """Whether the turn has an edge similarity."""
+        return self.edge_similarity is not None
+
+    @property
+    def certain(self) -> bool:
+        """Whether the turn has an edge similarity precise enough to show and summarise."""
+        return self.scored and not self.uncertain
+
+    @property
+    def half_width(self) -> float:
+        """Half the width of the similarity's interval (0 for a turn without a score)."""
+        return 0.0 if not self.scored else (self.edge_similarity_high - self.edge_similarity_low) / 2
 
     def as_dict(self) -> dict:
         return {key: _rounded(value) for key, value in asdict(self).items()}
@@ -60,9 +93,10 @@ class TechniqueMetrics:
 
 
 def analyse_turns(times: np.ndarray, angles: FrameAngles, config: MetricsConfig) -> TechniqueMetrics:
-    """Segment the run into turns, score each complete turn, and summarise."""
+    """Segment the run into turns, score each complete turn with its intervals, and summarise."""
     turns = segment_turns(times, angles.inclination_deg, config)
-    turns = tuple(turn if turn.partial else score_turn(turn, times, angles, config) for turn in turns)
+    frame_s = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    turns = tuple(turn if turn.partial else score_turn(turn, angles, frame_s, config) for turn in turns)
     turn_of_frame = np.full(len(times), -1)
     for turn in turns:
         turn_of_frame[turn.start_frame : turn.end_frame] = turn.index
@@ -110,95 +144,69 @@ def segment_turns(times: np.ndarray, inclination: np.ndarray, config: MetricsCon
         transitions = [frame for frame in transitions if frame not in (weakest.start_frame, weakest.end_frame)]
 
 
-def score_turn(turn: Turn, times: np.ndarray, angles: FrameAngles, config: MetricsConfig) -> Turn:
-    """Edge similarity of a turn, 0-100, from how well the two edge angles agree and how far apart in time they build.
-
-    Agreement: the mean absolute left-right difference over the edged part of the turn
-    (frames around the apex leaning at least `edged_fraction` of the peak), scoring 100 at
-    0 degrees and 0 at `edge_difference_scale_deg`. Lag: the shift (within `max_lag_ms`) that
-    best aligns the two edge angle curves over the turn, positive when the right leg follows
-    the left; it scores 100 up to one frame and falls to 0 at `lag_scale_ms` beyond that.
-    """
-    span = slice(turn.start_frame, turn.end_frame)
-    left, right = angles.left_edge_deg[span], angles.right_edge_deg[span]
-    edged = edged_frames(np.abs(angles.inclination_deg[span]), turn.apex_frame - turn.start_frame, config.edged_fraction)
-    edged &= ~np.isnan(left) & ~np.isnan(right)
-    if edged.sum() < 2:
+def score_turn(turn: Turn, angles: FrameAngles, frame_s: float, config: MetricsConfig) -> Turn:
+    """The turn with its edge similarity, the parts, and their intervals (`tasks/edges.py`)."""
+    estimate = estimate_edges(slice(turn.start_frame, turn.end_frame), turn.apex_frame, angles, frame_s, config)
+    if estimate is None:
         return turn
-    difference = float(np.mean(np.abs(left - right)[edged]))
-    agreement = 100 * float(np.clip(1 - difference / config.edge_difference_scale_deg, 0, 1))
-    interval = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
-    lag_frames = best_lag(_fill(left), _fill(right), round(config.max_lag_ms / 1000 / interval))
-    lag_ms = lag_frames * interval * 1000
-    # A lag within one frame cannot be told apart from the pose's own wobble.
-    beyond_a_frame = max(0.0, abs(lag_frames) - 1) * interval * 1000
-    lag_score = 100 * float(np.clip(1 - beyond_a_frame / config.lag_scale_ms, 0, 1))
-    similarity = config.agreement_weight * agreement + (1 - config.agreement_weight) * lag_score
+    values = {}
+    for part in PARTS:
+        values[part] = getattr(estimate.scores, part)
+        values[f"{part}_low"] = getattr(estimate.low, part)
+        values[f"{part}_high"] = getattr(estimate.high, part)
     return replace(
-        turn,
-        edge_similarity=similarity,
-        edge_agreement_score=agreement,
-        edge_difference_deg=difference,
-        edge_lag_ms=lag_ms,
-        edge_lag_score=lag_score,
+        turn, **values, edged_frames=estimate.edged_frames,
+        uncertain=estimate.uncertain_reason is not None, uncertain_reason=estimate.uncertain_reason,
     )
 
 
-def edged_frames(lean: np.ndarray, apex: int, fraction: float) -> np.ndarray:
-    """Mask of the frames around `apex` leaning at least `fraction` of the lean there.
-
-    Frames without a value (NaN) do not end the edged part; a lean below the threshold does.
-    """
-    mask = np.zeros(len(lean), dtype=bool)
-    threshold = fraction * lean[apex]
-    for step in (-1, 1):
-        frame = apex
-        while 0 <= frame < len(lean) and not lean[frame] < threshold:
-            mask[frame] = True
-            frame += step
-    return mask
-
-
-def best_lag(left: np.ndarray, right: np.ndarray, max_lag: int) -> float:
-    """The shift of `right` against `left` (frames) with the highest correlation; positive = right later.
-
-    The best whole-frame shift is refined to a fraction of a frame by a parabola through the
-    correlations either side of it, so that the lag does not jump a whole frame when the
-    pose wobbles.
-    """
-    left, right = left - left.mean(), right - right.mean()
-    scores = {lag: _correlation(left, right, lag) for lag in range(-max_lag, max_lag + 1)}
-    scores = {lag: score for lag, score in scores.items() if score is not None}
-    if not scores:
-        return 0.0
-    best = max(sorted(scores, key=abs), key=scores.get)
-    before, at, after = scores.get(best - 1), scores[best], scores.get(best + 1)
-    if before is None or after is None or before - 2 * at + after >= 0:
-        return float(best)
-    return best + 0.5 * (before - after) / (before - 2 * at + after)
-
-
-def _correlation(left: np.ndarray, right: np.ndarray, lag: int) -> float | None:
-    a, b = (left[: len(left) - lag], right[lag:]) if lag >= 0 else (left[-lag:], right[: len(right) + lag])
-    if len(a) < 3:
-        return None
-    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
-
-
 def summarize(turns: tuple[Turn, ...], config: MetricsConfig) -> dict:
-    """Overall: the best mean of `summary_window` consecutive complete turns. Left and right: the
-    best rolling median of `side_window` consecutive turns of that side. Null with a reason when
-    there are too few."""
-    scored = [turn for turn in turns if turn.edge_similarity is not None]
-    summary = {
-        "complete_turns": len(scored),
-        "mean_edge_similarity": _rounded(float(np.mean([t.edge_similarity for t in scored]))) if scored else None,
-    }
-    summary.update(_best_window("overall", [t.edge_similarity for t in scored], config.summary_window, np.mean, "turns"))
+    """The run's summary scores, each with a 90% interval (`*_low`, `*_high`).
+
+    Over the turns scored precisely enough (not `uncertain`): `mean_edge_similarity` averages
+    them all; `overall` is the best mean of `summary_window` consecutive ones; `left` and
+    `right` the best rolling median of `side_window` consecutive ones of that direction. Each
+    is null, with a reason, when there are too few. Intervals come from drawing every turn's
+    score within its own interval and taking the same statistic of each draw.
+    """
+    scored = [turn for turn in turns if turn.scored]
+    certain = [turn for turn in scored if turn.certain]
+    summary: dict = {"complete_turns": len(scored), "uncertain_turns": len(scored) - len(certain)}
+    summary.update(_statistic_with_interval("mean_edge_similarity", certain, 1, _mean_of_all, "turns", config))
+    summary.update(_statistic_with_interval("overall", certain, config.summary_window, _best_mean, "turns", config))
     for direction in ("left", "right"):
-        scores = [t.edge_similarity for t in scored if t.direction == direction]
-        summary.update(_best_window(direction, scores, config.side_window, np.median, f"{direction} turns"))
+        side = [turn for turn in certain if turn.direction == direction]
+        summary.update(
+            _statistic_with_interval(direction, side, config.side_window, _best_median, f"{direction} turns", config)
+        )
     return summary
+
+
+def _statistic_with_interval(
+    name: str, turns: list[Turn], window: int, statistic, what: str, config: MetricsConfig
+) -> dict:
+    if len(turns) < window:
+        return {name: None, f"{name}_low": None, f"{name}_high": None,
+                f"{name}_reason": f"not enough {what}: {window} needed, {len(turns)} scored"}
+    scores = np.array([[turn.edge_similarity for turn in turns]])
+    low, high = draw_interval(
+        lambda draws: statistic(np.clip(draws, 0, 100), window),
+        [turn.edge_similarity for turn in turns], [turn.half_width for turn in turns], config.bootstrap_samples,
+    )
+    value = float(statistic(scores, window)[0])
+    return {name: _rounded(value), f"{name}_low": _rounded(min(low, value)), f"{name}_high": _rounded(max(high, value))}
+
+
+def _mean_of_all(scores: np.ndarray, window: int) -> np.ndarray:
+    return scores.mean(axis=1)
+
+
+def _best_mean(scores: np.ndarray, window: int) -> np.ndarray:
+    return np.lib.stride_tricks.sliding_window_view(scores, window, axis=1).mean(axis=2).max(axis=1)
+
+
+def _best_median(scores: np.ndarray, window: int) -> np.ndarray:
+    return np.median(np.lib.stride_tricks.sliding_window_view(scores, window, axis=1), axis=2).max(axis=1)
 
 
 def rhythm(turns: tuple[Turn, ...]) -> dict:
@@ -235,18 +243,6 @@ def _turns_between(times: np.ndarray, inclination: np.ndarray, transitions: list
             )
         )
     return tuple(turns)
-
-
-def _best_window(name: str, scores: list[float], window: int, statistic, what: str) -> dict:
-    if len(scores) < window:
-        return {name: None, f"{name}_reason": f"not enough {what}: {window} needed, {len(scores)} scored"}
-    best = max(float(statistic(scores[i : i + window])) for i in range(len(scores) - window + 1))
-    return {name: _rounded(best)}
-
-
-def _fill(values: np.ndarray) -> np.ndarray:
-    valid = ~np.isnan(values)
-    return np.interp(np.arange(len(values)), np.flatnonzero(valid), values[valid])
 
 
 def _rounded(value):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -60,6 +63,67 @@ def stored_sideways(source: Path, target: Path) -> Path:
             dst.mux(out.encode(encoded))
         dst.mux(out.encode(None))
     return with_rotation_tag(sideways, target)
+
+
+def reencoded(source: Path, target: Path, crf: int, scale: float = 1.0, sideways: bool = False) -> Path:
+    """The clip re-encoded with H.264 at `crf`, optionally scaled, or stored turned a quarter
+    counter-clockwise with a tag that turns it back for display (as phones store portrait).
+
+    Encoded the same in every process: frames stay in their decoded 4:2:0 planes unless
+    scaled (then OpenCV converts and scales them; FFmpeg's scaler gave different pixels from
+    run to run), x264 runs on one thread, and freshly allocated memory is filled with a fixed
+    byte meanwhile (x264 reads some uninitialised bytes: the same frames gave different
+    files from call to call without it).
+    """
+    import cv2
+
+    with _fixed_fresh_memory():
+        return _reencoded(source, target, crf, scale, sideways, cv2)
+
+
+def _reencoded(source: Path, target: Path, crf: int, scale: float, sideways: bool, cv2) -> Path:
+    encoded = target.with_name(f"encoded-{target.name}") if sideways else target
+    with av.open(str(source)) as src, av.open(str(encoded), "w") as dst:
+        stream = src.streams.video[0]
+        width, height = round(stream.width * scale / 2) * 2, round(stream.height * scale / 2) * 2
+        out = dst.add_stream("libx264", rate=stream.average_rate)
+        out.width, out.height = (height, width) if sideways else (width, height)
+        out.pix_fmt, out.options = "yuv420p", {"crf": str(crf), "threads": "1"}
+        for index, frame in enumerate(src.decode(stream)):
+            planes = frame.to_ndarray(format="yuv420p")
+            if scale != 1.0:
+                rgb = cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420)
+                planes = cv2.cvtColor(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2YUV_I420)
+            if sideways:
+                planes = _quarter_turn_i420(planes)
+            picture = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            picture.pts = index
+            dst.mux(out.encode(picture))
+        dst.mux(out.encode(None))
+    return with_rotation_tag(encoded, target) if sideways else target
+
+
+@contextmanager
+def _fixed_fresh_memory(byte: int = 0x5A) -> Iterator[None]:
+    """glibc's malloc fills what it hands out (and takes back) with `byte` meanwhile."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(_M_PERTURB, byte)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_PERTURB, 0)
+
+
+_M_PERTURB = -6
+
+
+def _quarter_turn_i420(image: np.ndarray) -> np.ndarray:
+    """A packed I420 picture turned a quarter counter-clockwise, plane by plane."""
+    height, width = image.shape[0] * 2 // 3, image.shape[1]
+    luma = np.rot90(image[:height])
+    chroma = image[height:].reshape(2, height // 2, width // 2)
+    turned = [np.rot90(plane).reshape(-1, height) for plane in chroma]
+    return np.ascontiguousarray(np.concatenate([luma, *turned]))
 
 
 def with_rotation_tag(source: Path, target: Path) -> Path:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tasks.config import load_config
-from tasks.keypoints import SHARED, blend_keypoints
+from tasks.keypoints import SHARED, SHARED_LANDMARKS, View, fuse_keypoints, unmirror, views_of
 from tasks.landmarks import INDEX, LANDMARK_COUNT
 
 NAN = np.nan
@@ -18,8 +18,9 @@ def one_frame(points: dict[str, tuple[float, float]]) -> np.ndarray:
     return landmarks
 
 
-def second(points: dict[str, tuple[float, float]], confidence: float = 0.9):
-    xy = np.array([[points.get(name, (NAN, NAN)) for name in SHARED]])
+def views(*points: dict[str, tuple[float, float]], confidence: float = 0.9):
+    """The second model's points in each view of one frame, `(1, views, len(SHARED), 2)`."""
+    xy = np.array([[[view.get(name, (NAN, NAN)) for name in SHARED] for view in points]])
     return xy, np.where(np.isnan(xy[..., 0]), 0.0, confidence)
 
 
@@ -28,25 +29,63 @@ SWAPPED_LEGS = {"left_knee": (144.0, 200.0), "right_knee": (104.0, 200.0), "left
 
 
 @pytest.mark.parametrize(
-    ("other", "confidence", "left_knee", "why"),
+    ("seen", "confidence", "left_knee", "why"),
     [
-        ({**LEGS, "left_knee": (110.0, 200.0)}, 0.9, (105.0, 200.0), "agreeing labels: averaged"),
-        (SWAPPED_LEGS, 0.9, (102.0, 200.0), "the other model calls the left leg right: paired by position"),
-        ({**LEGS, "left_knee": (110.0, 200.0)}, 0.3, (100.0, 200.0), "unsure points keep MediaPipe's"),
-        ({"right_knee": (140.0, 200.0)}, 0.9, (100.0, 200.0), "a point the other model lacks keeps MediaPipe's"),
+        (({**LEGS, "left_knee": (110.0, 200.0)},), 0.9, (110.0, 200.0), "the second model's point replaces MediaPipe's"),
+        (({**LEGS, "left_knee": (110.0, 200.0)}, {**LEGS, "left_knee": (114.0, 204.0)}), 0.9, (112.0, 202.0),
+         "the views are averaged"),
+        ((SWAPPED_LEGS, LEGS), 0.9, (102.0, 200.0), "a view calling the left leg right is paired by position"),
+        (({**LEGS, "left_knee": (110.0, 200.0)},), 0.3, (100.0, 200.0), "unsure points keep MediaPipe's"),
+        (({"right_knee": (140.0, 200.0)},), 0.9, (100.0, 200.0), "a point the second model lacks keeps MediaPipe's"),
     ],
 )
-def test_blend_keypoints(other, confidence, left_knee, why):
-    xy, certainty = second(other, confidence)
-    blended = blend_keypoints(one_frame(LEGS), xy, certainty, min_confidence=0.5)
-    assert tuple(blended[0, INDEX["left_knee"]]) == pytest.approx(left_knee), why
-    assert tuple(blended[0, INDEX["nose"]]) == (0.0, 0.0)
+def test_fuse_keypoints(seen, confidence, left_knee, why):
+    xy, certainty = views(*seen, confidence=confidence)
+    fused, paired = fuse_keypoints(one_frame(LEGS), xy, certainty, min_confidence=0.5)
+    assert tuple(fused[0, INDEX["left_knee"]]) == pytest.approx(left_knee), why
+    assert tuple(fused[0, INDEX["nose"]]) == (0.0, 0.0)
+    assert paired.shape == xy.shape
+
+
+def test_a_foot_moves_with_its_ankle():
+    mediapipe = one_frame({**LEGS, "left_heel": (95.0, 270.0), "left_foot_index": (110.0, 275.0)})
+    xy, certainty = views({**LEGS, "left_ankle": (103.0, 258.0)})
+    fused, _ = fuse_keypoints(mediapipe, xy, certainty, min_confidence=0.5)
+    assert tuple(fused[0, INDEX["left_heel"]]) == pytest.approx((98.0, 268.0))
+    assert tuple(fused[0, INDEX["left_foot_index"]]) == pytest.approx((113.0, 273.0))
 
 
 def test_frames_without_a_mediapipe_pose_stay_empty():
-    xy, certainty = second(LEGS)
-    blended = blend_keypoints(np.full((1, LANDMARK_COUNT, 2), NAN), xy, certainty, min_confidence=0.5)
-    assert np.isnan(blended).all()
+    xy, certainty = views(LEGS)
+    fused, paired = fuse_keypoints(np.full((1, LANDMARK_COUNT, 2), NAN), xy, certainty, min_confidence=0.5)
+    assert np.isnan(fused).all() and np.isnan(paired).all()
+
+
+def test_a_point_seen_in_a_mirrored_crop_is_mapped_back_to_its_own_side():
+    xy, confidence = views({"left_knee": (0.3, 0.5), "right_knee": (0.6, 0.5)})
+    back, back_confidence = unmirror(xy[0, 0], confidence[0, 0])
+    assert tuple(back[SHARED.index("right_knee")]) == pytest.approx((0.7, 0.5))
+    assert tuple(back[SHARED.index("left_knee")]) == pytest.approx((0.4, 0.5))
+    assert back_confidence[SHARED.index("right_knee")] == 0.9
+
+
+@pytest.mark.parametrize(
+    ("settings", "count"),
+    [
+        ({"keypoint_mirror": True, "keypoint_shift": 0.04, "keypoint_crop_scales": [0.9, 1.12]}, 8),
+        ({"keypoint_mirror": False, "keypoint_shift": 0.0, "keypoint_crop_scales": []}, 1),
+        ({"keypoint_mirror": True, "keypoint_shift": 0.0, "keypoint_crop_scales": [1.1]}, 3),
+    ],
+)
+def test_the_views_follow_the_config(settings, count):
+    found = views_of(load_config(overrides={"pose": settings}).pose)
+    assert len(found) == count and found[0] == View()
+
+
+def test_a_view_moves_and_scales_the_crop_window():
+    window = np.array([500.0, 300.0, 200.0])
+    assert tuple(View(shift=(0.04, -0.04)).window(window)) == pytest.approx((508.0, 292.0, 200.0))
+    assert tuple(View(scale=1.12).window(window)) == pytest.approx((500.0, 300.0, 224.0))
 
 
 def test_the_second_model_finds_the_skiers_legs_where_mediapipe_does(derived):
@@ -65,14 +104,19 @@ def test_the_second_model_finds_the_skiers_legs_where_mediapipe_does(derived):
     windows = crop_windows(skier.boxes, info.fps, config.pose)
     model = require_model(config.models, "pose")
     alone = estimate_pose(info, windows, config.pose, model)
-    blended = estimate_pose(info, windows, config.pose, model, None, second_opinion(config, "cpu"))
+    fused = estimate_pose(info, windows, config.pose, model, None, second_opinion(config, "cpu"))
 
     legs = [INDEX[name] for name in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
-    # Averaging moves a point by half the distance between the two models.
-    gap = 2 * np.linalg.norm(blended.image_xy[:, legs] - alone.image_xy[:, legs], axis=2)
+    gap = np.linalg.norm(fused.image_xy[:, legs] - alone.image_xy[:, legs], axis=2)
     height = skier.boxes[:, 3] - skier.boxes[:, 1]
     close = gap.max(axis=1) < 0.1 * height
     moved = gap.max(axis=1) > 0
     assert close[alone.detected].mean() > 0.8
     assert moved[alone.detected].mean() > 0.8
-    np.testing.assert_array_equal(blended.world_xyz, alone.world_xyz)
+    np.testing.assert_array_equal(fused.world_xyz, alone.world_xyz)
+    np.testing.assert_array_equal(fused.mediapipe_shared, alone.image_xy[:, SHARED_LANDMARKS])
+    # Every view saw the legs in most frames, and the views agree within a few pixels.
+    seen = ~np.isnan(fused.keypoint_views[alone.detected][..., 0])
+    assert fused.keypoint_views.shape[1] == len(views_of(config.pose)) and seen.mean() > 0.8
+    spread = np.nanstd(fused.keypoint_views[alone.detected], axis=1).max(axis=2)
+    assert np.nanmedian(spread) < 0.03 * np.nanmedian(height)

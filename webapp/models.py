@@ -123,15 +123,28 @@ class Analysis(db.Model):
             "retryable": self.status == AnalysisStatus.FAILED and self.retryable is not False,
             "file_name": self.upload.file_name if self.upload else None,
             "source": self.source,
-            "edge_similarity": {
-                "overall": self.edge_similarity_overall,
-                "left": self.edge_similarity_left,
-                "right": self.edge_similarity_right,
-            },
+            "edge_similarity": self.edge_similarity,
             "artifacts": sorted(artifact.kind for artifact in self.artifacts),
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
+
+    @property
+    def edge_similarity(self) -> dict:
+        """The summary scores, each with the low and high end of its 90% interval, and the
+        mean of the turns scored precisely enough (`mean`, over `turns` of them)."""
+        summary = ((self.results or {}).get("metrics") or {}).get("summary") or {}
+        scores = {
+            "overall": self.edge_similarity_overall,
+            "left": self.edge_similarity_left,
+            "right": self.edge_similarity_right,
+            "mean": summary.get("mean_edge_similarity"),
+        }
+        for name, key in (("overall", "overall"), ("left", "left"), ("right", "right"), ("mean", "mean_edge_similarity")):
+            scores[f"{name}_low"] = summary.get(f"{key}_low")
+            scores[f"{name}_high"] = summary.get(f"{key}_high")
+        scores["turns"] = summary.get("complete_turns", 0) - summary.get("uncertain_turns", 0)
+        return scores
 
     @property
     def source(self) -> str:

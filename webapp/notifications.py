@@ -57,8 +57,11 @@ def _message(analysis: Analysis) -> tuple[str, str]:
     link = public_url("pages.results", token=results_token(analysis.id))
     file_name = analysis.upload.file_name if analysis.upload else "your clip"
     if analysis.status == AnalysisStatus.COMPLETE:
-        overall = analysis.edge_similarity_overall
-        score = f"Edge similarity: {overall:.0f} out of 100.\n" if overall is not None else ""
+        scores, score = analysis.edge_similarity, ""
+        if scores["overall"] is not None:
+            known = scores["overall_low"] is not None
+            interval = f" (90% interval {scores['overall_low']:.0f}-{scores['overall_high']:.0f})" if known else ""
+            score = f"Edge similarity: {scores['overall']:.0f} out of 100{interval}.\n"
         turns = len([turn for turn in analysis.turns or [] if not turn.get("partial")])
         return (
             f"Your {partner} ski analysis is ready",

@@ -63,6 +63,7 @@
       </div>
       <div data-view="result" hidden>
         <div class="score"><span>Edge similarity</span><strong data-id="score">–</strong><span>/ 100</span></div>
+        <p data-id="score-range" class="range" hidden></p>
         <p data-id="score-note" class="hint" hidden></p>
         <p data-id="warnings" class="warning" role="note" hidden></p>
         <p><span data-id="turns">0</span> turns analysed.</p>
@@ -293,9 +294,13 @@
       say("notice", `${failure.message} Retrying…`);
       return setTimeout(() => showResult(submission), 5000);
     }
-    const overall = card.edge_similarity.overall;
-    $("score").textContent = overall == null ? "–" : Math.round(overall);
-    say("score-note", overall == null ? card.edge_similarity_note : "");
+    // The best run of turns when there are enough, else the mean of every precisely scored turn.
+    const scores = card.edge_similarity;
+    const name = scores.overall != null ? "overall" : scores.mean != null ? "mean" : null;
+    $("score").textContent = name ? Math.round(scores[name]) : "–";
+    const low = name && scores[`${name}_low`], high = name && scores[`${name}_high`];
+    say("score-range", name && low != null ? `90% interval ${Math.round(low)}–${Math.round(high)}` : "");
+    say("score-note", name === "mean" ? `Mean of ${scores.turns} turn${scores.turns === 1 ? "" : "s"}; ${card.edge_similarity_note}.` : name ? "" : card.edge_similarity_note);
     say("warnings", (card.warnings || []).join(" "));
     $("turns").textContent = card.turns_analysed;
     if (card.video_url) $("overlay").src = card.video_url;

@@ -13,6 +13,17 @@ const KINDS = { video: "Overlay video (MP4)", landmarks_csv: "Pose per frame (CS
 
 const $ = (elementId) => document.getElementById(elementId);
 const round = (value) => (value == null ? "–" : Math.round(value));
+// "79–90": the 90% interval of a score.
+const range = (low, high) => (low == null || high == null ? "" : `${Math.round(low)}–${Math.round(high)}`);
+// Two scores differ only when their intervals do not overlap.
+const apart = (a, b) => a.high < b.low || b.high < a.low;
+
+function turnScore(turn) {
+  if (turn.partial) return "partial";
+  if (turn.edge_similarity == null) return "no score";
+  if (turn.uncertain) return `uncertain: ${turn.uncertain_reason}`;
+  return `${Math.round(turn.edge_similarity)} (${range(turn.edge_similarity_low, turn.edge_similarity_high)})`;
+}
 
 async function poll() {
   let analysis;
@@ -77,10 +88,17 @@ async function showResults(analysis) {
   $("results").hidden = false;
   showWarnings(analysis.results.warnings || []);
   const metrics = analysis.results.metrics;
+  const summary = metrics.summary;
   for (const side of ["overall", "left", "right"]) {
-    $(`score-${side}`).textContent = round(metrics.summary[side]);
-    show($(`reason-${side}`), metrics.summary[side] == null ? metrics.summary[`${side}_reason`] : "");
+    // Too few turns for the overall score: the mean of every precisely scored turn instead.
+    const name = side === "overall" && summary.overall == null && summary.mean_edge_similarity != null ? "mean_edge_similarity" : side;
+    $(`score-${side}`).textContent = round(summary[name]);
+    $(`range-${side}`).textContent = range(summary[`${name}_low`], summary[`${name}_high`]);
+    const turns = summary.complete_turns - summary.uncertain_turns;
+    const note = name !== side ? `Mean of ${turns} turn${turns === 1 ? "" : "s"}; ${summary.overall_reason}.` : summary[`${side}_reason`];
+    show($(`reason-${side}`), summary[name] == null || name !== side ? note : "");
   }
+  $("left-right").textContent = compareSides(summary);
   const video = $("video");
   video.src = (await api(`${API}/download/video`)).url;
   const anglesChart = drawAngles(analysis.results.series, metrics.turns, video);
@@ -89,6 +107,42 @@ async function showResults(analysis) {
   fillTurns(metrics.turns);
   fillDownloads(analysis.artifacts);
 }
+
+function compareSides(summary) {
+  if (summary.left == null || summary.right == null) return "";
+  const left = { low: summary.left_low, high: summary.left_high };
+  const right = { low: summary.right_low, high: summary.right_high };
+  if (!apart(left, right)) return "Left and right turns: no measurable difference (their intervals overlap).";
+  return summary.left > summary.right ? "Left turns score higher than right turns." : "Right turns score higher than left turns.";
+}
+
+// Whiskers from each bar's interval low to high; uncertain turns are hatched and labelled.
+const intervals = {
+  id: "intervals",
+  afterDatasetsDraw(chart, _, options) {
+    const { ctx, scales } = chart;
+    const bars = chart.getDatasetMeta(0).data;
+    ctx.save();
+    ctx.strokeStyle = LEAN;
+    ctx.lineWidth = 1.5;
+    options.turns.forEach((turn, i) => {
+      const x = bars[i].x;
+      const low = scales.y.getPixelForValue(turn.edge_similarity_low);
+      const high = scales.y.getPixelForValue(turn.edge_similarity_high);
+      ctx.beginPath();
+      ctx.moveTo(x, low); ctx.lineTo(x, high);
+      ctx.moveTo(x - 6, low); ctx.lineTo(x + 6, low);
+      ctx.moveTo(x - 6, high); ctx.lineTo(x + 6, high);
+      ctx.stroke();
+      if (turn.uncertain) {
+        ctx.fillStyle = LEAN;
+        ctx.textAlign = "center";
+        ctx.fillText("uncertain", x, scales.y.getPixelForValue(8));
+      }
+    });
+    ctx.restore();
+  },
+};
 
 const shading = {
   id: "turns",
@@ -146,21 +200,31 @@ function drawAngles(series, turns, video) {
 
 function drawScores(turns) {
   const scored = turns.filter((turn) => turn.edge_similarity != null);
+  const colour = (turn) => (turn.direction === "right" ? RIGHT : LEFT) + (turn.uncertain ? "55" : "");
   new Chart($("turns-chart"), {
     type: "bar",
     data: {
       labels: scored.map((turn) => `${turn.index} ${turn.direction}`),
-      datasets: [{ label: "Edge similarity", data: scored.map((turn) => turn.edge_similarity), backgroundColor: scored.map((turn) => (turn.direction === "right" ? RIGHT : LEFT)) }],
+      datasets: [{ label: "Edge similarity", data: scored.map((turn) => turn.edge_similarity), backgroundColor: scored.map(colour) }],
     },
-    options: { animation: false, maintainAspectRatio: false, scales: { y: { min: 0, max: 100 } }, plugins: { legend: { display: false } } },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      scales: { y: { min: 0, max: 100 } },
+      plugins: {
+        legend: { display: false },
+        intervals: { turns: scored },
+        tooltip: { callbacks: { label: (item) => turnScore(scored[item.dataIndex]) } },
+      },
+    },
+    plugins: [intervals],
   });
 }
 
 function fillTurns(turns) {
   $("turn-rows").replaceChildren(...turns.map((turn) => {
     const row = document.createElement("tr");
-    const score = turn.partial ? "partial" : round(turn.edge_similarity);
-    for (const value of [turn.index, turn.direction, turn.start_s.toFixed(2), turn.apex_s.toFixed(2), turn.end_s.toFixed(2), Math.round(turn.peak_inclination_deg), score]) {
+    for (const value of [turn.index, turn.direction, turn.start_s.toFixed(2), turn.apex_s.toFixed(2), turn.end_s.toFixed(2), Math.round(turn.peak_inclination_deg), turnScore(turn)]) {
       const cell = document.createElement("td");
       cell.textContent = value;
       row.append(cell);

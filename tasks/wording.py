@@ -1,0 +1,55 @@
+"""Scores in words, the same wherever they are shown: terminal, overlay, chart and reports.
+
+A score is always shown with its interval ("85 (79-90)"), a turn measured too loosely as
+"uncertain" with the reason, and two scores are called different only when their intervals
+do not overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def score_range(value: float | None, low: float | None, high: float | None) -> str:
+    """`85 (79-90)`, or `-` without a value."""
+    if value is None:
+        return "-"
+    if low is None or high is None:
+        return f"{value:.0f}"
+    return f"{value:.0f} ({low:.0f}-{high:.0f})"
+
+
+def turn_score(turn: Mapping[str, Any]) -> str:
+    """A turn's edge similarity as shown: with its interval, or why there is none to show."""
+    if turn["partial"]:
+        return "partial"
+    if turn["edge_similarity"] is None:
+        return "no score"
+    if turn["uncertain"]:
+        return f"uncertain: {turn['uncertain_reason']}"
+    return score_range(turn["edge_similarity"], turn["edge_similarity_low"], turn["edge_similarity_high"])
+
+
+def summary_score(summary: Mapping[str, Any], name: str) -> str:
+    """A summary score (`overall`, `left`, `right`, `mean_edge_similarity`) with its
+    interval, or the reason it has none."""
+    if summary[name] is None:
+        return summary.get(f"{name}_reason") or "-"
+    return score_range(summary[name], summary[f"{name}_low"], summary[f"{name}_high"])
+
+
+def different(first: tuple[float, float], second: tuple[float, float]) -> bool:
+    """Whether two scores, as `(low, high)` intervals, can be told apart: they do not overlap."""
+    return first[1] < second[0] or second[1] < first[0]
+
+
+def left_against_right(summary: Mapping[str, Any]) -> str | None:
+    """A sentence comparing left and right turns, or None when either has no score."""
+    if summary["left"] is None or summary["right"] is None:
+        return None
+    left, right = (summary["left_low"], summary["left_high"]), (summary["right_low"], summary["right_high"])
+    if not different(left, right):
+        return "Left and right turns: no measurable difference (their intervals overlap)."
+    better, worse = ("left", "right") if summary["left"] > summary["right"] else ("right", "left")
+    return f"{better.capitalize()} turns score higher than {worse} turns (their intervals do not overlap)."
