@@ -22,6 +22,7 @@ from tasks.models import require_model
 from tasks.errors import PoserError
 from tasks.objects import is_remote
 from tasks.progress import LogReporter, reporting_to
+from tasks.render import Still
 from tasks.reporting import ReportingError, WebAppClient
 from tasks.equipment import board_instead_of_skis, board_message
 from tasks.tracking import SkierHint, SkierTrack, coverage_warning
@@ -78,8 +79,9 @@ def analyze_video(
 
     Args:
         video_path: The clip to analyse: a file, or an `s3://` location to download first.
-        out_dir: Folder for `overlay.mp4`, `landmarks.csv`, `turns.csv`, `metrics.png` and
-            `results.json`; a folder under the system's temporary folder when omitted.
+        out_dir: Folder for `overlay.mp4`, `landmarks.csv`, `turns.csv`, `metrics.png`,
+            `results.json` and a still of each finding's moment (`finding-1.jpg`, ...); a folder
+            under the system's temporary folder when omitted.
         trim_start_s: Start of the analysed part, in seconds.
         trim_end_s: End of the analysed part, in seconds.
         device: `auto`, `cpu`, `cuda` or `mps`; the config's choice when omitted.
@@ -155,14 +157,21 @@ def _run_steps(
         smoothed = steps.smooth(raw, config)
     with timed("metrics"):
         found = steps.metrics(smoothed, config)
+        findings = steps.findings(smoothed, found, config)
+    # The moment of each finding is saved as a still while the overlay is drawn.
+    stills = tuple(
+        Still(finding["frame"], finding["still"], f"{finding['rank']}. {finding['title']}")
+        for finding in findings if finding["still"]
+    )
     with timed("render"):
-        video = steps.render(info, skier, smoothed, found, config, out_dir)
+        video = steps.render(info, skier, smoothed, found, config, out_dir, stills)
     outputs = {
         "video": Path(video).name, "landmarks_csv": "landmarks.csv", "turns_csv": "turns.csv",
         "chart": "metrics.png", "results_json": "results.json",
-    }
+    } | {f"finding_{finding['rank']}": finding["still"] for finding in findings if finding["still"]}
     results = build_results(
-        outcome=OUTCOME_COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings, **common
+        outcome=OUTCOME_COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings,
+        findings=findings, **common
     )
     return steps.export(results, skier, smoothed, found, out_dir)
 

@@ -89,10 +89,13 @@ def main() -> None:
 @click.option("--hint-time", type=float, help="Time (s) of a frame where --hint-point or --hint-box shows the skier.")
 @click.option("--hint-point", type=(float, float), help="X Y pixel of a click on the skier at --hint-time.")
 @click.option("--hint-box", type=(float, float, float, float), help="X1 Y1 X2 Y2 box around the skier at --hint-time.")
-def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time, hint_point, hint_box) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout; everything else goes to stderr.")
+def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time, hint_point, hint_box, as_json) -> None:
     """Analyse VIDEO: track the skier, estimate their pose, and draw the overlay video."""
     if (hint_point or hint_box) and hint_time is None:
         raise click.UsageError("--hint-point and --hint-box need --hint-time.")
+    # For scripts: stdout carries results.json alone, whatever the libraries print meanwhile.
+    results_out = stdout_for_results_only() if as_json else None
     # Loading the pipeline and starting a server take seconds: say what is happening first.
     console.print(f"Analysing [bold]{video}[/bold]")
     server_starting = _start_temporary_server()
@@ -120,7 +123,19 @@ def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time
         message = str(result) if isinstance(result, PoserError) else f"Unexpected error: {type(result).__name__}: {result}"
         console.print(f"[red]Analysis failed:[/red] {message}")
         sys.exit(2 if isinstance(result, PoserError) else 1)
-    _print_summary(result, out_dir, state.state_details.flow_run_id)
+    _print_summary(result, out_dir, state.state_details.flow_run_id, sys.stderr if as_json else sys.stdout)
+    if results_out is not None:
+        results_out.write((out_dir / "results.json").read_text(encoding="utf-8"))
+        results_out.flush()
+
+
+def stdout_for_results_only():
+    """Send everything written to file descriptor 1 from now on (Python, native libraries,
+    child processes, exit handlers) to stderr; returns a stream on the real stdout."""
+    sys.stdout.flush()
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+    return open(real_stdout, "w", encoding="utf-8", closefd=False)
 
 
 @contextmanager
@@ -188,7 +203,13 @@ def _start_temporary_server() -> threading.Thread | None:
     return starting
 
 
-def _print_summary(results: dict, out_dir: Path, flow_run_id) -> None:
+def _print_summary(results: dict, out_dir: Path, flow_run_id, out=None) -> None:
+    """The run's summary: coverage, warnings, turns and findings, the run's link, the outputs.
+
+    Coverage, warnings and the link go to the console (stderr); the turns, findings and
+    outputs to `out` (stdout by default).
+    """
+    out = out or sys.stdout
     skier, pose = results["skier"], results["pose"]
     console.print(
         f"Device: {results['device']}. Skier tracked in {skier['frames_tracked']}/{skier['frame_count']} frames "
@@ -199,11 +220,12 @@ def _print_summary(results: dict, out_dir: Path, flow_run_id) -> None:
     if results["outcome"] != "complete":
         console.print(f"[yellow]Outcome: {results['outcome']}[/yellow]")
     if results.get("metrics"):
-        _print_turns(results["metrics"])
+        _print_turns(results["metrics"], out)
+        _print_findings(results.get("findings") or [], out)
     console.print(f"Flow run {flow_run_id}: {_flow_run_link(flow_run_id)}", soft_wrap=True)
-    print(f"Outputs in {out_dir}:")
+    print(f"Outputs in {out_dir}:", file=out)
     for name in ["results.json", *(v for k, v in results["outputs"].items() if k != "results_json")]:
-        print(f"  {out_dir / name}")
+        print(f"  {out_dir / name}", file=out)
 
 
 def _flow_run_link(flow_run_id) -> str:
@@ -215,7 +237,8 @@ def _flow_run_link(flow_run_id) -> str:
     return "browse it with `prefect server start`."
 
 
-def _print_turns(metrics: dict) -> None:
+def _print_turns(metrics: dict, out=None) -> None:
+    out = out or sys.stdout
     camera = {"behind": "behind", "front": "in front of"}[metrics["camera_side"]]
     table = Table(title=f"Turns (times in s, angles in degrees; camera {camera} the skier)")
     for heading in ("#", "turn", "start", "apex", "end", "lean", "score (90% interval)", "L-R", "lag ms"):
@@ -226,15 +249,31 @@ def _print_turns(metrics: dict) -> None:
             f"{turn['end_s']:.2f}", f"{turn['peak_inclination_deg']:.0f}", turn_score(turn),
             _number(turn["edge_difference_deg"], "{:.1f}"), _number(turn["edge_lag_ms"], "{:.0f}"),
         )
-    Console().print(table)
+    Console(file=out).print(table)
     summary, rhythm = metrics["summary"], metrics["rhythm"]
     parts = [f"{name}: {summary_score(summary, name)}" for name in ("overall", "left", "right")]
-    print(f"Edge similarity {'; '.join(parts)}; mean of complete turns: {summary_score(summary, 'mean_edge_similarity')}")
+    print(f"Edge similarity {'; '.join(parts)}; mean of complete turns: {summary_score(summary, 'mean_edge_similarity')}",
+          file=out)
     comparison = left_against_right(summary)
     if comparison:
-        print(comparison)
+        print(comparison, file=out)
     if rhythm["turns_per_minute"] is not None:
-        print(f"Rhythm: {rhythm['turns_per_minute']:.0f} turns per minute, duration variation {rhythm['duration_cv']:.0%}")
+        print(f"Rhythm: {rhythm['turns_per_minute']:.0f} turns per minute, duration variation {rhythm['duration_cv']:.0%}",
+              file=out)
+
+
+def _print_findings(findings: list[dict], out=None) -> None:
+    """The ranked findings: the sentence, its evidence, its moment and still, what to try."""
+    out = out or sys.stdout
+    if not findings:
+        return
+    print("\nFindings", file=out)
+    for finding in findings:
+        print(f"{finding['rank']}. {finding['text']}", file=out)
+        print(f"   Evidence: {finding['evidence']['text']}", file=out)
+        if finding["time_s"] is not None:
+            print(f"   Moment: turn {finding['turn']} at {finding['time_s']:.2f} s (still: {finding['still']})", file=out)
+        print(f"   Try: {finding['try']}", file=out)
 
 
 def _number(value: float | None, form: str) -> str:

@@ -90,8 +90,10 @@ def build_results(
     outputs: dict[str, str],
     timings: dict[str, float],
     warnings: list[str],
+    findings: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The content of `results.json`, versioned by `schema_version`."""
+    """The content of `results.json`, versioned by `schema_version`; `findings` are the
+    ranked findings (`tasks/findings.py`), empty without metrics."""
     times = pose.times_s if pose is not None else info.trim_start_s + np.arange(len(skier.boxes)) / info.fps
     frames = [
         {
@@ -118,6 +120,7 @@ def build_results(
             "pose_fraction": round(with_pose / max(len(frames), 1), 4),
         },
         "metrics": metrics.as_dict() if metrics is not None else None,
+        "findings": list(findings or []),
         "frames": frames,
         "outputs": outputs,
         "timings_s": {stage: round(seconds, 3) for stage, seconds in timings.items()},
@@ -148,9 +151,17 @@ def summary_markdown(results: dict[str, Any], outputs_at: str) -> str:
             f"| {t['index']} | {t['direction']} | {t['start_s']:.2f} | {t['end_s']:.2f} | {turn_score(t)} |"
             for t in metrics["turns"]
         ]
+    if results.get("findings"):
+        lines += ["", "## Findings", ""]
+        lines += [f"{f['rank']}. {f['text']} Try: {f['try']}" for f in results["findings"]]
     lines += ["", *(f"- Warning: {warning}" for warning in results["warnings"])]
     lines += ["", f"Outputs in `{outputs_at}`: " + ", ".join(f"`{name}`" for name in results["outputs"].values())]
     return "\n".join(lines)
+
+
+def angle_rows(times: np.ndarray, metrics: TechniqueMetrics) -> list[dict[str, Any]]:
+    """Each frame's time, turn and angles, as `results.json`'s `frames` hold them."""
+    return [{"index": i, "time_s": round(float(t), 4)} | _frame_angles(metrics, i) for i, t in enumerate(times)]
 
 
 def _frame_angles(metrics: TechniqueMetrics, index: int) -> dict[str, Any]:

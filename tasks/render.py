@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,6 +30,23 @@ CENTRE_COLOUR = (240, 240, 240)
 BOX_COLOUR = (80, 220, 80)
 # How long the transition marker stays on screen after each transition.
 _TRANSITION_MARKER_S = 0.3
+# JPEG quality of the stills.
+_STILL_QUALITY = 88
+
+
+@dataclass(frozen=True)
+class Still:
+    """A frame to save as a JPEG with the overlay drawn, as the moment of a finding.
+
+    Attributes:
+        frame: Index from the start of the analysed part.
+        name: File name, in the overlay video's folder.
+        caption: A line drawn in the bottom-right corner (plain ASCII).
+    """
+
+    frame: int
+    name: str
+    caption: str
 
 
 def render_overlay(
@@ -38,12 +57,14 @@ def render_overlay(
     config: RenderConfig,
     path: Path,
     on_progress: ProgressCallback | None = None,
+    stills: Sequence[Still] = (),
 ) -> Path:
     """Write the trim window with the overlay drawn, at the input's size, rate and orientation.
 
     The overlay shows the skier's box and skeleton, the frame time, the current turn's
     direction and edge similarity with the run's average so far, and a marker for a moment
-    after each transition.
+    after each transition. Each of `stills` is saved beside the video from the same pass,
+    with the overlay and its caption.
 
     The file appears at `path` only once complete. Odd frame sizes are stretched by one pixel,
     as H.264's 4:2:0 format needs even ones.
@@ -54,6 +75,9 @@ def render_overlay(
     partial = path.with_name(path.name + ".partial")
     own_sides = labels_match_skier(pose.image_xy, metrics.angles.camera_side)
     rate = Fraction(info.fps).limit_denominator(1001)
+    wanted: dict[int, list[Still]] = {}
+    for still in stills:
+        wanted.setdefault(still.frame, []).append(still)
     with av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as output:
         stream = output.add_stream("libx264", rate=rate)
         stream.width, stream.height = info.width + info.width % 2, info.height + info.height % 2
@@ -69,6 +93,8 @@ def render_overlay(
             draw_overlay(canvas, boxes[frame.index], pose, frame.index, config.min_visibility, own_sides[frame.index])
             draw_time(canvas, frame.time_s, frame.index, info.frames_in_trim)
             draw_turn(canvas, metrics, frame.index, round(_TRANSITION_MARKER_S * info.fps))
+            for still in wanted.get(frame.index, ()):
+                save_still(frame.image, still, path.parent / still.name, (info.width, info.height))
             # The encoder copies the picture in, so the frame may share the array's memory.
             video_frame = av.VideoFrame.from_numpy_buffer(frame.image, format="yuv420p")
             video_frame.pts = frame.index
@@ -78,6 +104,19 @@ def render_overlay(
                 on_progress(frame.index + 1)
         output.mux(stream.encode(None))
     partial.replace(path)
+    return path
+
+
+def save_still(image: np.ndarray, still: Still, path: Path, size: tuple[int, int]) -> Path:
+    """Save a copy of the packed I420 `image` (overlay drawn) with the still's caption as a
+    JPEG of `size` (width, height); it appears at `path` only once complete."""
+    copy = image.copy()
+    _text_block(I420Canvas(copy), [still.caption], (0, 230, 255), corner="bottom-right")
+    bgr = cv2.cvtColor(copy, cv2.COLOR_YUV2BGR_I420)[: size[1], : size[0]]
+    partial = path.with_name(path.stem + ".partial" + path.suffix)
+    if not cv2.imwrite(str(partial), bgr, [cv2.IMWRITE_JPEG_QUALITY, _STILL_QUALITY]):
+        raise OSError(f"Could not write {partial}")
+    os.replace(partial, path)
     return path
 
 
@@ -128,7 +167,7 @@ def draw_turn(canvas: I420Canvas, metrics: TechniqueMetrics, index: int, marker_
         lines += ["edge similarity uncertain", score.removeprefix("uncertain: ")]
     else:
         lines.append(score if turn.partial or not turn.scored else f"edge similarity {score}")
-    finished = [t for t in metrics.turns if t.end_frame <= index and t.certain]
+    finished = tuple(t for t in metrics.turns if t.end_frame <= index and t.certain)
     if finished:
         lines.append(f"run average {running_average(finished)}")
     colour = RIGHT_COLOUR if turn.direction == "right" else LEFT_COLOUR

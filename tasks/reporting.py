@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from tasks.findings import MAX_FINDINGS, still_name
 from tasks.objects import is_remote, upload
 from tasks.video import file_sha256
 
@@ -30,7 +31,7 @@ ARTIFACT_KINDS = {
     "turns.csv": "turns_csv",
     "metrics.png": "chart",
     "results.json": "results_json",
-}
+} | {still_name(rank): f"finding_{rank}" for rank in range(1, MAX_FINDINGS + 1)}
 _ATTEMPTS = 3
 
 

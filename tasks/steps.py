@@ -9,20 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.config import AnalysisConfig
 from tasks.errors import PoserError
 from tasks.charts import plot_metrics
-from tasks.export import summary_markdown, write_json, write_landmarks_csv, write_turns_csv
+from tasks.export import angle_rows, summary_markdown, write_json, write_landmarks_csv, write_turns_csv
+from tasks.findings import find_findings, findings_as_dicts
 from tasks.frontal import frontal_angles
 from tasks.keypoints import second_opinion
 from tasks.models import require_model
 from tasks.objects import download
 from tasks.pose import PoseSequence, crop_windows, estimate_pose
 from tasks.progress import stage
-from tasks.render import render_overlay
+from tasks.render import Still, render_overlay
 from tasks.reporting import WebAppClient
 from tasks.smoothing import smooth_pose
 from tasks.tracking import SkierHint, SkierTrack, detect_and_track, select_skier
@@ -85,14 +87,26 @@ def metrics(smoothed: PoseSequence, config: AnalysisConfig) -> TechniqueMetrics:
     return found
 
 
+@task(name="findings", **_RETRYABLE)
+def findings(smoothed: PoseSequence, found: TechniqueMetrics, config: AnalysisConfig) -> list[dict]:
+    """The ranked findings (`tasks/findings.py`), as `results.json` holds them."""
+    times = smoothed.times_s
+    frame_s = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    ranked = find_findings(
+        found.as_dict(), angle_rows(times, found), frame_s=frame_s, edged_fraction=config.metrics.edged_fraction
+    )
+    return findings_as_dicts(ranked)
+
+
 @task(name="render", **_RETRYABLE)
 def render(
     info: VideoInfo, skier: SkierTrack, smoothed: PoseSequence, found: TechniqueMetrics,
-    config: AnalysisConfig, out_dir: str,
+    config: AnalysisConfig, out_dir: str, stills: tuple[Still, ...] = (),
 ) -> str:
+    """Write `overlay.mp4`, and each of `stills` as a JPEG beside it, in one pass over the frames."""
     path = Path(out_dir) / "overlay.mp4"
     with stage("render", info.frames_in_trim) as progress:
-        render_overlay(info, skier.boxes, smoothed, found, config.render, path, progress)
+        render_overlay(info, skier.boxes, smoothed, found, config.render, path, progress, stills)
     return str(path)
 
 

@@ -10,6 +10,7 @@ from tasks.config import MetricsConfig
 from tasks.edges import PARTS, estimate_edges
 from tasks.frontal import FrameAngles
 from tasks.intervals import draw_interval
+from tasks.lean import estimate_angulation
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class Turn:
     the next turn. Edge-similarity fields are None for partial turns and turns without pose;
     each score has the low and high end of its interval (see `tasks/edges.py`) beside it.
     `uncertain` is True when the similarity's interval is too wide to show it as a number,
-    `uncertain_reason` says why.
+    `uncertain_reason` says why. `angulation_deg` is how much further the shins tip than the
+    body leans over the edged part of the turn (see `tasks/lean.py`).
     """
 
     index: int
@@ -49,6 +51,9 @@ class Turn:
     edge_lag_score: float | None = None
     edge_lag_score_low: float | None = None
     edge_lag_score_high: float | None = None
+    angulation_deg: float | None = None
+    angulation_deg_low: float | None = None
+    angulation_deg_high: float | None = None
     edged_frames: int | None = None
     uncertain: bool | None = None
     uncertain_reason: str | None = None
@@ -100,7 +105,7 @@ def analyse_turns(times: np.ndarray, angles: FrameAngles, config: MetricsConfig)
     turn_of_frame = np.full(len(times), -1)
     for turn in turns:
         turn_of_frame[turn.start_frame : turn.end_frame] = turn.index
-    return TechniqueMetrics(angles, turns, turn_of_frame, summarize(turns, config), rhythm(turns))
+    return TechniqueMetrics(angles, turns, turn_of_frame, summarize(turns, config), rhythm(turns, frame_s))
 
 
 def find_transitions(inclination: np.ndarray, hysteresis_deg: float) -> list[int]:
@@ -154,6 +159,12 @@ def score_turn(turn: Turn, angles: FrameAngles, frame_s: float, config: MetricsC
         values[part] = getattr(estimate.scores, part)
         values[f"{part}_low"] = getattr(estimate.low, part)
         values[f"{part}_high"] = getattr(estimate.high, part)
+    angulation = estimate_angulation(
+        slice(turn.start_frame, turn.end_frame), turn.apex_frame, turn.direction, angles, config
+    )
+    if angulation is not None:
+        values |= {"angulation_deg": angulation.value, "angulation_deg_low": angulation.low,
+                   "angulation_deg_high": angulation.high}
     return replace(
         turn, **values, edged_frames=estimate.edged_frames,
         uncertain=estimate.uncertain_reason is not None, uncertain_reason=estimate.uncertain_reason,
@@ -168,6 +179,12 @@ def summarize(turns: tuple[Turn, ...], config: MetricsConfig) -> dict:
     `right` the best rolling median of `side_window` consecutive ones of that direction. Each
     is null, with a reason, when there are too few. Intervals come from drawing every turn's
     score within its own interval and taking the same statistic of each draw.
+
+    Means over the same turns, for the headline when the windows need more turns than the
+    clip has, and as the evidence of the findings (`tasks/findings.py`): `left_mean` and
+    `right_mean` (with `*_mean_turns`, how many turns each averages), `edge_difference_deg`,
+    `left_edge_lag_ms` and `right_edge_lag_ms`, `angulation_deg`, `left_angulation_deg` and
+    `right_angulation_deg`.
     """
     scored = [turn for turn in turns if turn.scored]
     certain = [turn for turn in scored if turn.certain]
@@ -179,21 +196,35 @@ def summarize(turns: tuple[Turn, ...], config: MetricsConfig) -> dict:
         summary.update(
             _statistic_with_interval(direction, side, config.side_window, _best_median, f"{direction} turns", config)
         )
+        summary.update(_statistic_with_interval(f"{direction}_mean", side, 1, _mean_of_all, f"{direction} turns", config))
+        summary[f"{direction}_mean_turns"] = len(side)
+    means = [("edge_difference_deg", "edge_difference_deg", None, (0.0, np.inf)),
+             ("angulation_deg", "angulation_deg", None, (-np.inf, np.inf))]
+    for direction in ("left", "right"):
+        means += [(f"{direction}_edge_lag_ms", "edge_lag_ms", direction, (-np.inf, np.inf)),
+                  (f"{direction}_angulation_deg", "angulation_deg", direction, (-np.inf, np.inf))]
+    for name, field, direction, bounds in means:
+        chosen = [turn for turn in certain if direction in (None, turn.direction) and getattr(turn, field) is not None]
+        what = f"{direction} turns" if direction else "turns"
+        summary.update(
+            _statistic_with_interval(name, chosen, 1, _mean_of_all, what, config, field=field, bounds=bounds)
+        )
     return summary
 
 
 def _statistic_with_interval(
-    name: str, turns: list[Turn], window: int, statistic, what: str, config: MetricsConfig
+    name: str, turns: list[Turn], window: int, statistic, what: str, config: MetricsConfig,
+    field: str = "edge_similarity", bounds: tuple[float, float] = (0.0, 100.0),
 ) -> dict:
     if len(turns) < window:
         return {name: None, f"{name}_low": None, f"{name}_high": None,
                 f"{name}_reason": f"not enough {what}: {window} needed, {len(turns)} scored"}
-    scores = np.array([[turn.edge_similarity for turn in turns]])
+    values = [getattr(turn, field) for turn in turns]
+    half_widths = [(getattr(turn, f"{field}_high") - getattr(turn, f"{field}_low")) / 2 for turn in turns]
     low, high = draw_interval(
-        lambda draws: statistic(np.clip(draws, 0, 100), window),
-        [turn.edge_similarity for turn in turns], [turn.half_width for turn in turns], config.bootstrap_samples,
+        lambda draws: statistic(np.clip(draws, *bounds), window), values, half_widths, config.bootstrap_samples,
     )
-    value = float(statistic(scores, window)[0])
+    value = float(statistic(np.array([values]), window)[0])
     return {name: _rounded(value), f"{name}_low": _rounded(min(low, value)), f"{name}_high": _rounded(max(high, value))}
 
 
@@ -209,15 +240,32 @@ def _best_median(scores: np.ndarray, window: int) -> np.ndarray:
     return np.median(np.lib.stride_tricks.sliding_window_view(scores, window, axis=1), axis=2).max(axis=1)
 
 
-def rhythm(turns: tuple[Turn, ...]) -> dict:
-    """Turns per minute (from the median duration) and the duration's coefficient of variation."""
+def rhythm(turns: tuple[Turn, ...], frame_s: float | None = None) -> dict:
+    """Turns per minute (from the median duration) and the duration's coefficient of variation.
+
+    With `frame_s`, also the spread of the complete turns' durations (longest minus shortest,
+    `duration_spread_s`) and turns per minute, each with an interval: a transition is placed
+    within one frame (see the README's "Repeatability"), so a duration is known to two frames
+    and the spread of two durations to four.
+    """
     durations = np.array([turn.duration_s for turn in turns if not turn.partial])
     if len(durations) == 0:
         return {"turns_per_minute": None, "duration_cv": None, "reason": "no complete turns"}
-    return {
-        "turns_per_minute": _rounded(60 / float(np.median(durations))),
+    median = float(np.median(durations))
+    found = {
+        "turns_per_minute": _rounded(60 / median),
         "duration_cv": _rounded(float(durations.std() / durations.mean())),
-        "median_duration_s": _rounded(float(np.median(durations))),
+        "median_duration_s": _rounded(median),
+    }
+    if frame_s is None:
+        return found
+    spread = float(durations.max() - durations.min())
+    return found | {
+        "turns_per_minute_low": _rounded(60 / (median + 2 * frame_s)),
+        "turns_per_minute_high": _rounded(60 / max(median - 2 * frame_s, frame_s)),
+        "duration_spread_s": _rounded(spread),
+        "duration_spread_s_low": _rounded(max(0.0, spread - 4 * frame_s)),
+        "duration_spread_s_high": _rounded(spread + 4 * frame_s),
     }
 
 

@@ -2,7 +2,8 @@
 
 A score is always shown with its interval ("85 (79-90)"), a turn measured too loosely as
 "uncertain" with the reason, and two scores are called different only when their intervals
-do not overlap.
+do not overlap: between two turns, two sides, a finding and what it is compared with
+(`tasks/findings.py`), or two analyses of the same skier (`tasks/comparison.py`).
 """
 
 from __future__ import annotations
@@ -40,8 +41,39 @@ def summary_score(summary: Mapping[str, Any], name: str) -> str:
 
 
 def different(first: tuple[float, float], second: tuple[float, float]) -> bool:
-    """Whether two scores, as `(low, high)` intervals, can be told apart: they do not overlap."""
+    """Whether two scores, as `(low, high)` intervals, can be told apart: they do not overlap.
+
+    Either may also be a zone, e.g. `(-40, 40)` for lags within one frame, or
+    `(-inf, 5)` for values too small to matter.
+    """
     return first[1] < second[0] or second[1] < first[0]
+
+
+NO_MEASURABLE_CHANGE = "no measurable change"
+
+
+def change(first: tuple[float, float], second: tuple[float, float]) -> str:
+    """From `first` to `second` (`(low, high)` intervals): `higher`, `lower`, or
+    `no measurable change` when the intervals overlap."""
+    if not different(first, second):
+        return NO_MEASURABLE_CHANGE
+    return "higher" if second[0] > first[1] else "lower"
+
+
+def quantity(value: float | None, low: float | None, high: float | None, unit: str = "", digits: int = 0) -> str:
+    """`62 ms (40-84)`: a value with its unit and interval, as in `score_range`."""
+    if value is None:
+        return "-"
+    suffix = f" {unit}" if unit else ""
+    if low is None or high is None or low == high == value:
+        return f"{value:.{digits}f}{suffix}"
+    between = " to " if low < 0 else "-"
+    return f"{value:.{digits}f}{suffix} ({low:.{digits}f}{between}{high:.{digits}f})"
+
+
+def turns_phrase(direction: str, count: int) -> str:
+    """`your left turn` or `your 3 left turns`."""
+    return f"your {direction} turn" if count == 1 else f"your {count} {direction} turns"
 
 
 def left_against_right(summary: Mapping[str, Any]) -> str | None:

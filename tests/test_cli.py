@@ -81,3 +81,32 @@ child.wait()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr.index("filter closed") < done.stderr.index("child done")
+
+
+def test_the_findings_follow_the_turns_table_and_json_mode_keeps_them_off_stdout(tmp_path):
+    script = r"""
+import io, json, sys
+from pathlib import Path
+from flows.cli import _print_summary
+from tests.test_findings import findings_of, make_run, per_side
+
+metrics, frames = make_run(per_side(6, {"lag": -60.0}, {}))
+metrics["camera_side"] = "behind"
+results = {
+    "device": "cpu", "outcome": "complete", "warnings": [], "metrics": metrics,
+    "findings": findings_of(metrics, frames),
+    "skier": {"frames_tracked": 10, "frame_count": 10, "tracked_fraction": 1.0},
+    "pose": {"frames_with_pose": 10, "pose_fraction": 1.0},
+    "outputs": {"results_json": "results.json", "finding_1": "finding-1.jpg"},
+}
+_print_summary(results, Path("out"), "run-id", sys.stderr if sys.argv[1] == "json" else sys.stdout)
+"""
+    for mode in ("text", "json"):
+        done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        shown, hidden = (done.stdout, done.stderr) if mode == "text" else (done.stderr, done.stdout)
+        assert "Findings" not in hidden and "Turns" not in hidden
+        assert shown.index("Turns (times in s") < shown.index("Findings") < shown.index("Outputs in out")
+        assert "1. In your 3 left turns your inside (left) ski tips about 60 ms after your outside (right) ski." in shown
+        assert "   Try: Start each turn by tipping the inside foot" in shown
+        assert "   Moment: turn " in shown and "(still: finding-1.jpg)" in shown

@@ -46,3 +46,32 @@ def test_lines_circles_and_text_land_where_they_are_drawn(draw, region):
 def test_line_scale_follows_the_shorter_side():
     sizes = [(480, 848), (1080, 1920), (1920, 1080), (2160, 3840)]
     assert [I420Canvas(np.zeros((h * 3 // 2, w), np.uint8)).line_scale for h, w in sizes] == [1, 2, 2, 4]
+
+
+def test_a_still_keeps_the_frame_with_its_caption_at_the_frame_size(tmp_path):
+    from tasks.render import Still, save_still
+
+    image, _ = _canvas(64, 96)
+    path = save_still(image, Still(3, "finding-1.jpg", "1. Caption"), tmp_path / "finding-1.jpg", (95, 63))
+    still = cv2.imread(str(path))
+    assert still.shape == (63, 95, 3)
+    changed = np.abs(still.astype(int) - GREY).sum(axis=2) > 30
+    assert changed[40:, 48:].any() and not changed[:20, :40].any()  # the caption sits bottom-right
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["finding-1.jpg"]
+
+
+def test_the_overlay_shows_the_run_average_once_a_clean_turn_has_ended():
+    from tasks.config import load_config
+    from tasks.frontal import FrameAngles
+    from tasks.render import draw_turn
+    from tasks.turns import analyse_turns
+
+    times = np.arange(150) / 30
+    lean = 30 * np.sin(np.pi * times)
+    nothing = np.zeros_like(lean)
+    found = analyse_turns(times, FrameAngles(lean, 1.4 * lean, 1.4 * lean, nothing, nothing, "behind"),
+                          load_config().metrics)
+    image, canvas = _canvas(540, 960)
+    after_first = next(t for t in found.turns if t.certain).end_frame + 1
+    draw_turn(canvas, found, after_first, 9)
+    assert (image != _canvas(540, 960)[0]).any()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,41 @@ def test_a_lag_within_one_frame_is_not_held_against_the_skier(delay, full_score)
     found = analyse_turns(times, angles(inclination, left, right), CONFIG)
     for turn in (t for t in found.turns if not t.partial):
         assert (turn.edge_lag_score == 100) is full_score
+
+
+def test_each_side_has_its_mean_with_an_interval_however_few_its_turns():
+    turns = (turn(0, "left", None, partial=True), turn(1, "right", 80, half_width=4), turn(2, "left", 70, half_width=4),
+             turn(3, "right", 90, half_width=4))
+    summary = summarize(turns, CONFIG)
+    assert summary["right"] is None and summary["left"] is None  # too few for the rolling medians
+    assert summary["right_mean"] == pytest.approx(85.0) and summary["right_mean_turns"] == 2
+    assert summary["left_mean"] == pytest.approx(70.0) and summary["left_mean_turns"] == 1
+    assert summary["left_mean_low"] < 70 < summary["left_mean_high"]
+    # Two turns averaged: narrower than one turn's interval.
+    assert summary["right_mean_high"] - summary["right_mean_low"] < 8
+
+
+def test_lag_difference_and_angulation_are_averaged_per_side_over_the_clean_turns():
+    def scored(index, direction, lag, angulation, uncertain=False):
+        return replace(
+            turn(index, direction, 80, half_width=2, uncertain=uncertain),
+            edge_lag_ms=lag, edge_lag_ms_low=lag - 10, edge_lag_ms_high=lag + 10,
+            edge_difference_deg=2.0, edge_difference_deg_low=1.0, edge_difference_deg_high=3.0,
+            angulation_deg=angulation, angulation_deg_low=angulation - 2, angulation_deg_high=angulation + 2,
+        )
+
+    turns = (scored(1, "left", -60, 2), scored(2, "right", 40, 14), scored(3, "left", -80, 4),
+             scored(4, "right", 999, 99, uncertain=True))
+    summary = summarize(turns, CONFIG)
+    assert summary["left_edge_lag_ms"] == pytest.approx(-70) and summary["right_edge_lag_ms"] == pytest.approx(40)
+    assert summary["left_edge_lag_ms_low"] < -70 < summary["left_edge_lag_ms_high"]
+    assert summary["left_angulation_deg"] == pytest.approx(3) and summary["right_angulation_deg"] == pytest.approx(14)
+    assert summary["angulation_deg"] == pytest.approx(20 / 3, abs=0.01) and summary["edge_difference_deg"] == pytest.approx(2)
+
+
+def test_rhythm_intervals_allow_a_frame_either_side_of_each_transition():
+    turns = (turn(1, "right", 80, 1.0), turn(2, "left", 80, 1.5), turn(3, "right", 80, 2.0))
+    found = rhythm(turns, 0.04)
+    assert found["duration_spread_s"] == pytest.approx(1.0)
+    assert (found["duration_spread_s_low"], found["duration_spread_s_high"]) == pytest.approx((0.84, 1.16))
+    assert found["turns_per_minute_low"] < found["turns_per_minute"] == 40.0 < found["turns_per_minute_high"]
