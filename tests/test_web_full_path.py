@@ -60,7 +60,8 @@ def test_from_code_to_downloaded_results(served_app, worker, smtp_sink, derived)
     assert analysis["status"] == "complete", analysis
     assert "processing" in seen or "queued" in seen
     assert analysis["progress"] == 100
-    assert analysis["artifacts"] == ["chart", "landmarks_csv", "results_json", "turns_csv", "video"]
+    stills = [f"finding_{f['rank']}" for f in analysis["results"]["findings"] if f["still"]]
+    assert analysis["artifacts"] == sorted(["chart", "landmarks_csv", "results_json", "turns_csv", "video", *stills])
     assert analysis["results"]["skier"]["tracked_fraction"] > 0.9
     assert client.get(f"/api/analyses/{analysis_id}/turns").json["turns"]
 

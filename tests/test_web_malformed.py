@@ -21,7 +21,7 @@ SECRET = "malformed-test-secret"
 
 # Valid values for the path parameters; {analysis} and {upload_key} are filled in per test.
 PATH_VALUES = {"analysis_id": "{analysis}", "slug": SLUG, "token": "no-such-token", "kind": "video",
-               "key": "{upload_key}", "name": "widget.js", "filename": "app.css"}
+               "key": "{upload_key}", "name": "widget.js", "filename": "app.css", "other_id": "{analysis}"}
 
 BAD_PATH_VALUES = [
     "%00", "%00abc", "abc%00", "9223372036854775807", "-1", "%ED%A0%80", "%C0%AE%C0%AE%2F", "..%2F..%2Fetc%2Fpasswd",

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, jsonify
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from tasks.comparison import compare_results, history_point
 from webapp.auth import current_user, login_required
 from webapp.db import db
 from webapp.inputs import is_uuid, json_object, positive_int, text
@@ -32,6 +33,8 @@ _MIN_TRIM_S = 0.5
 _MAX_PER_PAGE = 100
 _MAX_PAGE = 1_000_000
 _MAX_SECONDS = 1e6
+# The progress chart shows at most this many of the latest analyses.
+_HISTORY_LENGTH = 100
 
 
 @bp.post("/create-upload")
@@ -145,6 +148,27 @@ def list_analyses():
     )
 
 
+@bp.get("/history")
+@login_required
+def history():
+    """The signed-in user's complete analyses, oldest first (the latest `_HISTORY_LENGTH`),
+    each with its headline score and per-side means, each with its interval."""
+    rows = db.session.scalars(
+        select(Analysis)
+        .where(Analysis.user_id == current_user().id, Analysis.status == AnalysisStatus.COMPLETE)
+        .options(selectinload(Analysis.upload))
+        .order_by(Analysis.created_at.desc(), Analysis.id)
+        .limit(_HISTORY_LENGTH)
+    ).all()
+    points = []
+    for analysis in reversed(rows):
+        point = history_point(analysis.results)
+        if point is not None:
+            points.append({"id": analysis.id, "file_name": analysis.upload.file_name if analysis.upload else None,
+                           "created_at": analysis.created_at.isoformat()} | point)
+    return jsonify(analyses=points)
+
+
 @bp.get("/<analysis_id>")
 @login_required
 def get_analysis(analysis_id: str):
@@ -166,6 +190,37 @@ def get_edge_similarity(analysis_id: str):
 @login_required
 def get_turns(analysis_id: str):
     return jsonify(turns=_own_analysis(analysis_id).turns or [])
+
+
+@bp.get("/<analysis_id>/findings")
+@login_required
+def get_findings(analysis_id: str):
+    """The ranked findings: sentence, evidence, moment, what to try, and the still's download kind."""
+    analysis = _own_analysis(analysis_id)
+    if analysis.status != AnalysisStatus.COMPLETE:
+        abort(409, "This analysis has no findings: it is not complete.")
+    return jsonify(findings=analysis.findings)
+
+
+@bp.get("/<analysis_id>/compare/<other_id>")
+@login_required
+def compare(analysis_id: str, other_id: str):
+    """Two of the user's complete analyses side by side, from the first to the second: each
+    score's change, or "no measurable change" when the intervals overlap, and the findings."""
+    first, second = _own_analysis(analysis_id), _own_analysis(other_id)
+    if first.id == second.id:
+        abort(400, "Choose two different analyses to compare.")
+    for analysis in (first, second):
+        if analysis.status != AnalysisStatus.COMPLETE or not (analysis.results or {}).get("metrics"):
+            abort(409, "Both analyses must be complete to compare them.")
+    return jsonify(
+        first=_compared(first), second=_compared(second), **compare_results(first.results, second.results)
+    )
+
+
+def _compared(analysis: Analysis) -> dict:
+    return {"id": analysis.id, "file_name": analysis.upload.file_name if analysis.upload else None,
+            "created_at": analysis.created_at.isoformat()}
 
 
 @bp.get("/<analysis_id>/download/<kind>")

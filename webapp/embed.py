@@ -292,7 +292,17 @@ def _result_card(analysis: Analysis) -> dict:
         "video_url": storage().presign_download(video.key, ttl) if video else None,
         "results_url": url_for("pages.results", token=results_token(analysis.id), _external=True),
         "warnings": (analysis.results or {}).get("warnings") or [],
+        "top_finding": _top_finding(analysis),
     }
+
+
+def _top_finding(analysis: Analysis) -> dict | None:
+    """The first-ranked finding, in brief, for the result card."""
+    findings = analysis.findings
+    if not findings:
+        return None
+    top = findings[0]
+    return {key: top.get(key) for key in ("title", "text", "try", "kind", "turn", "time_s")}
 
 
 def _skier_hint(value) -> dict | None:

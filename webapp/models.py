@@ -9,6 +9,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, I
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from tasks.comparison import headline
 from webapp.db import db
 
 
@@ -124,6 +125,7 @@ class Analysis(db.Model):
             "file_name": self.upload.file_name if self.upload else None,
             "source": self.source,
             "edge_similarity": self.edge_similarity,
+            "headline": headline(((self.results or {}).get("metrics") or {}).get("summary") or {}),
             "artifacts": sorted(artifact.kind for artifact in self.artifacts),
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -144,7 +146,22 @@ class Analysis(db.Model):
             scores[f"{name}_low"] = summary.get(f"{key}_low")
             scores[f"{name}_high"] = summary.get(f"{key}_high")
         scores["turns"] = summary.get("complete_turns", 0) - summary.get("uncertain_turns", 0)
+        # Each side's mean, for the side cards when there are too few turns for the rolling median.
+        for side in ("left", "right"):
+            for suffix in ("", "_low", "_high", "_turns"):
+                scores[f"{side}_mean{suffix}"] = summary.get(f"{side}_mean{suffix}")
         return scores
+
+    @property
+    def findings(self) -> list[dict]:
+        """The findings of a complete analysis, each with the download kind of its still
+        (`still_kind`, None without one)."""
+        kinds = {artifact.kind for artifact in self.artifacts}
+        found = []
+        for finding in (self.results or {}).get("findings") or []:
+            kind = f"finding_{finding.get('rank')}"
+            found.append(finding | {"still_kind": kind if finding.get("still") and kind in kinds else None})
+        return found
 
     @property
     def source(self) -> str:
