@@ -25,9 +25,9 @@ def results_for(specs, **summary):
             "series": {"time_s": [], "inclination_deg": [], "left_edge_deg": [], "right_edge_deg": []}}
 
 
-def internal(client, method, path, payload):
+def internal(client, method, path, payload, secret=SECRET):
     response = client.open(f"/api/internal/{path}", method=method, json=payload,
-                           headers={"X-Poser-Internal-Secret": SECRET})
+                           headers={"X-Poser-Internal-Secret": secret})
     assert response.status_code in (200, 201), response.json
     return response
 
@@ -35,21 +35,22 @@ def internal(client, method, path, payload):
 def seed(app, client, results=None, *, name="run.mp4", created_at=None, stills=True) -> str:
     """An analysis of the signed-in user, reported complete with `results` (left awaiting its
     upload without them), registered with a still per finding, created at `created_at`."""
-    app.config["INTERNAL_SECRET"] = SECRET
+    # The app's own secret where it has one (a worker may be reporting to it too).
+    secret = app.config["INTERNAL_SECRET"] = app.config.get("INTERNAL_SECRET") or SECRET
     created = client.post("/api/analyses/create-upload", headers=write_headers(client),
                           json={"filename": name, "content_type": "video/mp4", "size": 100})
     analysis_id = created.json["analysis"]["id"]
     if results is not None:
         summary = results["metrics"]["summary"]
         internal(client, "PUT", f"analyses/{analysis_id}/edge-similarity",
-                 {side: summary[side] for side in ("overall", "left", "right")})
+                 {side: summary[side] for side in ("overall", "left", "right")}, secret)
         for finding in results["findings"] if stills else []:
             if finding["still"]:
                 internal(client, "POST", "artifacts", {
                     "analysis_id": analysis_id, "kind": f"finding_{finding['rank']}",
                     "key": f"analyses/{analysis_id}/outputs/{finding['still']}", "content_type": "image/jpeg",
-                    "sha256": "0" * 64, "size": 10})
-        internal(client, "PUT", f"analyses/{analysis_id}/status", {"status": "complete", "results": results})
+                    "sha256": "0" * 64, "size": 10}, secret)
+        internal(client, "PUT", f"analyses/{analysis_id}/status", {"status": "complete", "results": results}, secret)
     if created_at is not None:
         with app.app_context():
             db.session.get(Analysis, analysis_id).created_at = created_at

@@ -1,10 +1,10 @@
 """Security headers on every response.
 
 Pages get a Content-Security-Policy that allows only the app's own scripts and styles (no
-inline code), media and uploads from the app and its object storage, and no framing; a page
-that partners may frame (the results page) names their sites instead. Everything else (JSON,
-files) gets a policy that allows nothing. All responses say `nosniff` and send the referrer
-to the app's own origin only; API answers are never cached.
+inline code), media, images (the stills of findings) and uploads from the app and its object
+storage, and no framing; a page that partners may frame (the results page) names their sites
+instead. Everything else (JSON, files) gets a policy that allows nothing. All responses say
+`nosniff` and send the referrer to the app's own origin only; API answers are never cached.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def add_security_headers(response: Response) -> Response:
 def _page_policy(ancestors: str) -> str:
     storage = " ".join(_storage_sources())
     return (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: {storage}; "
         f"media-src 'self' blob: {storage}; connect-src 'self' {storage}; font-src 'self'; "
         f"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
     ).replace("  ", " ")

@@ -66,6 +66,11 @@
         <p data-id="score-range" class="range" hidden></p>
         <p data-id="score-note" class="hint" hidden></p>
         <p data-id="warnings" class="warning" role="note" hidden></p>
+        <div data-id="finding" class="finding" hidden>
+          <p><strong data-id="finding-title"></strong></p>
+          <p data-id="finding-text"></p>
+          <p><strong>Try:</strong> <span data-id="finding-try"></span></p>
+        </div>
         <p><span data-id="turns">0</span> turns analysed.</p>
         <video data-id="overlay" controls muted playsinline preload="metadata"></video>
         <p><a data-id="results-link" target="_blank" rel="noopener">See the full results</a></p>
@@ -302,6 +307,14 @@
     say("score-range", name && low != null ? `90% interval ${Math.round(low)}–${Math.round(high)}` : "");
     say("score-note", name === "mean" ? `Mean of ${scores.turns} turn${scores.turns === 1 ? "" : "s"}; ${card.edge_similarity_note}.` : name ? "" : card.edge_similarity_note);
     say("warnings", (card.warnings || []).join(" "));
+    // The first-ranked finding: what to work on (or what went well), and one thing to try.
+    const top = card.top_finding;
+    $("finding").hidden = !top;
+    if (top) {
+      $("finding-title").textContent = top.title;
+      $("finding-text").textContent = top.text;
+      $("finding-try").textContent = top.try;
+    }
     $("turns").textContent = card.turns_analysed;
     if (card.video_url) $("overlay").src = card.video_url;
     $("results-link").href = card.results_url;

@@ -10,6 +10,10 @@ const RUNNING = new Set(["awaiting_upload", "awaiting_confirmation", "queued", "
 const WAITING = { awaiting_upload: "Waiting for the upload", awaiting_confirmation: "Waiting for the link in the confirmation email to be opened", queued: "Queued: waiting for a free analyser" };
 const STEP = { probe: "Checking the video", track: "Finding the skier", pose: "Estimating the pose", smooth: "Smoothing", metrics: "Finding the turns", render: "Drawing the overlay" };
 const KINDS = { video: "Overlay video (MP4)", landmarks_csv: "Pose per frame (CSV)", turns_csv: "Turns (CSV)", chart: "Chart (PNG)", results_json: "Everything (JSON)" };
+for (let rank = 1; rank <= 4; rank += 1) KINDS[`finding_${rank}`] = `Still of finding ${rank} (JPEG)`;
+// Each card falls back to a mean of the clean turns when there are too few for its own score.
+const FALLBACK = { overall: "mean_edge_similarity", left: "left_mean", right: "right_mean" };
+const MOMENT = "#7b2cbf";
 
 const $ = (elementId) => document.getElementById(elementId);
 const round = (value) => (value == null ? "–" : Math.round(value));
@@ -90,22 +94,87 @@ async function showResults(analysis) {
   const metrics = analysis.results.metrics;
   const summary = metrics.summary;
   for (const side of ["overall", "left", "right"]) {
-    // Too few turns for the overall score: the mean of every precisely scored turn instead.
-    const name = side === "overall" && summary.overall == null && summary.mean_edge_similarity != null ? "mean_edge_similarity" : side;
+    // Too few turns for the card's own score: the mean of the clean turns (of that side) instead.
+    const fallback = FALLBACK[side];
+    const name = summary[side] == null && summary[fallback] != null ? fallback : side;
     $(`score-${side}`).textContent = round(summary[name]);
     $(`range-${side}`).textContent = range(summary[`${name}_low`], summary[`${name}_high`]);
-    const turns = summary.complete_turns - summary.uncertain_turns;
-    const note = name !== side ? `Mean of ${turns} turn${turns === 1 ? "" : "s"}; ${summary.overall_reason}.` : summary[`${side}_reason`];
+    const turns = side === "overall" ? summary.complete_turns - summary.uncertain_turns : summary[`${side}_mean_turns`];
+    const what = side === "overall" ? "turn" : `${side} turn`;
+    const note = name !== side ? `Mean of ${turns} ${what}${turns === 1 ? "" : "s"}; ${summary[`${side}_reason`]}.` : summary[`${side}_reason`];
     show($(`reason-${side}`), summary[name] == null || name !== side ? note : "");
   }
   $("left-right").textContent = compareSides(summary);
   const video = $("video");
   video.src = (await api(`${API}/download/video`)).url;
-  const anglesChart = drawAngles(analysis.results.series, metrics.turns, video);
-  video.addEventListener("timeupdate", () => { anglesChart.$cursor = video.currentTime + (analysis.trim_start_s || 0); anglesChart.draw(); });
+  const series = analysis.results.series;
+  // Frame times count from the clip's start; the overlay video from the analysed part's.
+  const start = series.time_s[0] ?? analysis.trim_start_s ?? 0;
+  const findings = analysis.results.findings || [];
+  const anglesChart = drawAngles(series, metrics.turns, video, findings);
+  video.addEventListener("timeupdate", () => { anglesChart.$cursor = video.currentTime + start; anglesChart.draw(); });
+  showFindings(findings, analysis.artifacts, (finding, item) => showMoment(finding, item, video, anglesChart, start));
   drawScores(metrics.turns);
   fillTurns(metrics.turns);
   fillDownloads(analysis.artifacts);
+}
+
+// The findings: what the run shows, its evidence, one thing to try, a still of the moment.
+function showFindings(findings, artifacts, onShow) {
+  $("findings-panel").hidden = !findings.length;
+  $("findings").replaceChildren(...findings.map((finding) => {
+    const item = document.createElement("li");
+    item.className = `finding ${finding.kind}`;
+    item.dataset.rank = finding.rank;
+    const still = `finding_${finding.rank}`;
+    if (finding.still && artifacts.includes(still)) {
+      const image = document.createElement("img");
+      image.className = "still";
+      image.alt = `Turn ${finding.turn} at ${finding.time_s.toFixed(2)} s, with the skeleton drawn`;
+      api(`${API}/download/${still}`).then((link) => { image.src = link.url; }).catch(() => image.remove());
+      item.append(image);
+    }
+    const body = document.createElement("div");
+    const title = document.createElement("h3");
+    title.textContent = `${finding.rank}. ${finding.title}`;
+    const text = document.createElement("p");
+    text.className = "finding-text";
+    text.textContent = finding.text;
+    const cue = document.createElement("p");
+    cue.className = "try";
+    const label = document.createElement("strong");
+    label.textContent = "Try: ";
+    cue.append(label, finding.try);
+    const evidence = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = "Evidence";
+    const said = document.createElement("p");
+    said.textContent = finding.evidence.text;
+    evidence.append(summary, said);
+    body.append(title, text, cue, evidence);
+    if (finding.time_s != null) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "secondary";
+      button.dataset.action = "show-moment";
+      button.textContent = `Show me: turn ${finding.turn} at ${finding.time_s.toFixed(2)} s`;
+      button.addEventListener("click", () => onShow(finding, item));
+      body.append(button);
+    }
+    item.append(body);
+    return item;
+  }));
+}
+
+// Seeks the overlay video to the finding's frame and marks it on the chart.
+function showMoment(finding, item, video, chart, start) {
+  for (const other of document.querySelectorAll("#findings .finding")) other.classList.toggle("active", other === item);
+  video.pause();
+  video.currentTime = Math.max(0, finding.time_s - start);
+  chart.$active = finding.rank;
+  chart.$cursor = finding.time_s;
+  chart.draw();
+  video.scrollIntoView({ behavior: "smooth", block: "center" });
 }
 
 function compareSides(summary) {
@@ -155,9 +224,33 @@ const shading = {
       ctx.fillRect(from, chartArea.top, to - from, chartArea.bottom - chartArea.top);
     }
   },
-  afterDraw(chart) {
-    if (chart.$cursor == null) return;
+  afterDraw(chart, _, options) {
     const { ctx, chartArea, scales } = chart;
+    // Each finding's moment: a numbered line, the one shown last drawn bold.
+    for (const finding of options.findings || []) {
+      if (finding.time_s == null) continue;
+      const x = scales.x.getPixelForValue(finding.time_s);
+      const active = chart.$active === finding.rank;
+      ctx.save();
+      ctx.strokeStyle = MOMENT;
+      ctx.lineWidth = active ? 3 : 1.5;
+      ctx.setLineDash(active ? [] : [5, 4]);
+      ctx.beginPath();
+      ctx.moveTo(x, chartArea.top + 18);
+      ctx.lineTo(x, chartArea.bottom);
+      ctx.stroke();
+      ctx.fillStyle = MOMENT;
+      ctx.beginPath();
+      ctx.arc(x, chartArea.top + 9, 9, 0, 2 * Math.PI);
+      ctx.fill();
+      ctx.fillStyle = "#fff";
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.font = "bold 11px system-ui, sans-serif";
+      ctx.fillText(String(finding.rank), x, chartArea.top + 9);
+      ctx.restore();
+    }
+    if (chart.$cursor == null) return;
     const x = scales.x.getPixelForValue(chart.$cursor);
     ctx.save();
     ctx.strokeStyle = "#c00";
@@ -170,7 +263,7 @@ const shading = {
   },
 };
 
-function drawAngles(series, turns, video) {
+function drawAngles(series, turns, video, findings) {
   const points = (field) => series.time_s.map((t, i) => ({ x: t, y: series[field][i] }));
   const line = (label, field, color, width) => ({ label, data: points(field), borderColor: color, backgroundColor: color, borderWidth: width, pointRadius: 0, spanGaps: false });
   return new Chart($("angles-chart"), {
@@ -188,7 +281,7 @@ function drawAngles(series, turns, video) {
       maintainAspectRatio: false,
       interaction: { mode: "nearest", axis: "x", intersect: false },
       scales: { x: { type: "linear", title: { display: true, text: "time (s)" } }, y: { title: { display: true, text: "degrees (+ = skier's right)" } } },
-      plugins: { turns: { turns } },
+      plugins: { turns: { turns, findings } },
       onClick: (event, _, chart) => {
         const time = chart.scales.x.getValueForPixel(event.x);
         video.currentTime = Math.max(0, time - (series.time_s[0] || 0));
