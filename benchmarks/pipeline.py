@@ -72,7 +72,7 @@ def measure(clip: Path, seconds: float | None, device: str) -> dict:
     windows = crop_windows(skier.boxes, info.fps, config.pose)
     keypoints = second_opinion(config, device)
     raw = timed("pose", estimate_pose, info, windows, config.pose, require_model(config.models, "pose"), None, keypoints)
-    smoothed = timed("smooth", smooth_pose, raw, config.smoothing)
+    smoothed = timed("smooth", smooth_pose, raw, config.smoothing, config.metrics.camera_side)
     metrics = timed(
         "metrics", lambda: analyse_turns(smoothed.times_s, frontal_angles(smoothed, config.metrics), config.metrics)
     )

@@ -115,7 +115,7 @@ def analyse(path: Path, skip_frames: int, config: AnalysisConfig) -> Outcome:
     raw = estimate_pose(
         info, windows, config.pose, require_model(config.models, "pose"), None, second_opinion(config, device)
     )
-    smoothed = smooth_pose(raw, config.smoothing)
+    smoothed = smooth_pose(raw, config.smoothing, config.metrics.camera_side)
     angles = frontal_angles(smoothed, config.metrics)
     return outcome_of(smoothed, angles, analyse_turns(smoothed.times_s, angles, config.metrics), info.fps)
 

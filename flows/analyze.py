@@ -24,7 +24,8 @@ from tasks.objects import is_remote
 from tasks.progress import LogReporter, reporting_to
 from tasks.render import Still
 from tasks.reporting import ReportingError, WebAppClient
-from tasks.equipment import board_instead_of_skis, board_message
+from tasks.equipment import board_instead_of_skis, board_message, sideways_message, sideways_share
+from tasks.pose import PoseSequence
 from tasks.tracking import SkierHint, SkierTrack, coverage_warning
 
 log = logging.getLogger(__name__)
@@ -141,13 +142,17 @@ def _run_steps(
         skier = steps.track(info, config, device, skier_hint)
     warnings = list(skier.warnings)
     common = dict(info=info, config=config, device=device, skier=skier, timings=timings)
-    unscorable = _unscorable(skier, config)
-    if unscorable is not None:
+
+    def unscored(reason: str, pose: PoseSequence | None) -> dict[str, Any]:
         results = build_results(
-            outcome=OUTCOME_NO_SKIER, pose=None, metrics=None, outputs={"results_json": "results.json"},
-            warnings=[*warnings, unscorable], **common,
+            outcome=OUTCOME_NO_SKIER, pose=pose, metrics=None, outputs={"results_json": "results.json"},
+            warnings=[*warnings, reason], **common,
         )
         return steps.export(results, skier, None, None, out_dir)
+
+    unscorable = _unscorable(skier, config)
+    if unscorable is not None:
+        return unscored(unscorable, None)
     partial = coverage_warning(skier, info.fps, info.trim_start_s, config.tracking.coverage_warning_fraction)
     if partial is not None:
         warnings.append(partial)
@@ -155,6 +160,9 @@ def _run_steps(
         raw = steps.pose(info, skier, config, device)
     with timed("smooth"):
         smoothed = steps.smooth(raw, config)
+    sideways = sideways_share(smoothed.image_xy, config.tracking.sideways_max_ratio)
+    if sideways >= config.tracking.sideways_min_fraction:
+        return unscored(sideways_message(sideways), smoothed)
     with timed("metrics"):
         found = steps.metrics(smoothed, config)
         findings = steps.findings(smoothed, found, config)

@@ -60,6 +60,8 @@ class TrackingConfig(_Section):
     coverage_warning_fraction: float = Field(ge=0, le=1)
     board_min_fraction: float = Field(ge=0, le=1)
     board_over_skis: float = Field(ge=1)
+    sideways_max_ratio: float = Field(gt=0)
+    sideways_min_fraction: float = Field(gt=0, le=1)
     hint_tolerance_s: float = Field(ge=0)
 
     @property

@@ -88,30 +88,47 @@ def estimate_edges(
     if edged.sum() < 2:
         return None
     scores = edge_scores(left, right, edged, frame_s, config)
-    difference = left - right
-    block = block_length(difference[edged])
-    rows = block_resamples(len(left), block, config.bootstrap_samples)
-    resampled = edge_scores(left, right, edged, frame_s, config, rows)
-    frames_variance = np.nanvar(resampled, axis=0) * small_sample_factor(edged.sum() / block) ** 2
-    models_variance = _views_variance(angles, span, leaning, frame_s, config)
-    unseen, disputed = _unreliable(angles, span, leaning, edged)
-    seen_share = 1 - min(unseen + disputed, _MOST_UNSEEN)
-    variance = (frames_variance + models_variance) / seen_share
-    half_width = config.interval_scale * np.sqrt(variance)
+    block = block_length((left - right)[edged])
+    resampled = edge_scores(left, right, edged, frame_s, config, block_resamples(len(left), block, config.bootstrap_samples))
+    doubt = _Doubt(
+        frames=np.nanvar(resampled, axis=0) * small_sample_factor(edged.sum() / block) ** 2,
+        models=_views_variance(angles, span, leaning, frame_s, config),
+        **_unreliable(angles, span, leaning, edged),
+    )
+    half_width = config.interval_scale * np.sqrt(doubt.variance)
     centre = scores.as_array()
     low = np.clip(centre - half_width, _LOWEST, _HIGHEST)
     high = np.clip(centre + half_width, _LOWEST, _HIGHEST)
-    reason = None
-    if half_width[0] > config.uncertain_half_width:
-        hidden_variance = variance[0] - frames_variance[0] - models_variance[0]
-        share = unseen / (unseen + disputed) if unseen + disputed else 0.0
-        reason = _reason(
-            int(edged.sum()), unseen,
-            frames=frames_variance[0],
-            models=models_variance[0] + hidden_variance * (1 - share),
-            hidden=hidden_variance * share,
-        )
+    reason = doubt.reason(int(edged.sum())) if half_width[0] > config.uncertain_half_width else None
     return EdgeEstimate(scores, EdgeScores.from_array(low), EdgeScores.from_array(high), int(edged.sum()), reason)
+
+
+@dataclass(frozen=True)
+class _Doubt:
+    """The sources of a turn's uncertainty: the variance of each score over resampled frames
+    and over the keypoint views, and the shares of its leaning frames whose legs were unseen
+    or disputed by the two keypoint models."""
+
+    frames: np.ndarray
+    models: np.ndarray
+    unseen: float
+    disputed: float
+
+    @property
+    def variance(self) -> np.ndarray:
+        """Frames and views in quadrature, over the share of leaning frames whose legs count."""
+        return (self.frames + self.models) / (1 - min(self.unseen + self.disputed, _MOST_UNSEEN))
+
+    def reason(self, edged_count: int) -> str:
+        """The largest source of doubt about the similarity, in words."""
+        unreliable = self.variance[0] - self.frames[0] - self.models[0]
+        unseen_part = self.unseen / (self.unseen + self.disputed) if self.unseen + self.disputed else 0.0
+        sources = {
+            f"too few edged frames ({edged_count}) for the legs' wobble": self.frames[0],
+            "the pose models disagree about the legs": self.models[0] + unreliable * (1 - unseen_part),
+            f"legs hidden in {self.unseen:.0%} of the edged frames": unreliable * unseen_part,
+        }
+        return max(sources, key=sources.get)
 
 
 def edge_scores(
@@ -239,27 +256,17 @@ def _views_variance(
     return np.var(scored, axis=0) if len(scored) > 1 else np.zeros(len(PARTS))
 
 
-def _unreliable(angles: FrameAngles, span: slice, leaning: np.ndarray, edged: np.ndarray) -> tuple[float, float]:
+def _unreliable(angles: FrameAngles, span: slice, leaning: np.ndarray, edged: np.ndarray) -> dict[str, float]:
     """Shares of the leaning frames whose legs were unseen (no angles, bridged, or missed by
     the second model) and of those on which the two keypoint models disagree."""
     count = max(int(leaning.sum()), 1)
     hidden = ~edged | _flag(angles.legs_hidden, span, len(edged))
     disputed = ~hidden & _flag(angles.models_disagree, span, len(edged))
-    return float((leaning & hidden).sum() / count), float((leaning & disputed).sum() / count)
+    return {"unseen": float((leaning & hidden).sum() / count), "disputed": float((leaning & disputed).sum() / count)}
 
 
 def _flag(values: np.ndarray | None, span: slice, length: int) -> np.ndarray:
     return np.zeros(length, dtype=bool) if values is None else values[span]
-
-
-def _reason(edged_count: int, unseen_share: float, *, frames: float, models: float, hidden: float) -> str:
-    """The largest source of a wide interval, in words."""
-    largest = max(("frames", frames), ("models", models), ("hidden", hidden), key=lambda item: item[1])[0]
-    if largest == "hidden":
-        return f"legs hidden in {unseen_share:.0%} of the edged frames"
-    if largest == "models":
-        return "the pose models disagree about the legs"
-    return f"too few edged frames ({edged_count}) for the legs' wobble"
 
 
 def _fill(values: np.ndarray) -> np.ndarray:

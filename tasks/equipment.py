@@ -1,13 +1,18 @@
-"""What the skier stands on: the detector's skis, snowboard and surfboard boxes under them.
+"""What the skier stands on: the detector's ski and board boxes under them, and their stance.
 
 Poser scores technique on two skis. The COCO detector that finds people also knows skis,
 snowboards and surfboards; in each detector frame the board or skis under the skier's feet
-cast one vote, and a clip whose votes clearly say "board" is not scored.
+cast one vote, and a clip whose votes clearly say "board" is not scored. In deep snow the
+board is buried and rarely found, so the pose speaks too: a rider on one board stands
+sideways to the direction of travel, feet one behind the other, so seen from behind or in
+front both the hips and the ankles line up instead of standing side by side.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from tasks.landmarks import INDEX
 
 # COCO class ids of the detector's equipment classes.
 EQUIPMENT_CLASSES = {30: "skis", 31: "snowboard", 37: "surfboard"}
@@ -78,3 +83,37 @@ def board_instead_of_skis(votes: dict[str, int], frames: int, min_fraction: floa
 def board_message(board: str) -> str:
     """The user's explanation of why a clip of someone on a `board` gets no score."""
     return f"This looks like {BOARDS[board]}, not a skier on two skis: Poser scores ski technique only."
+
+
+def sideways_share(image_xy: np.ndarray, max_ratio: float) -> float:
+    """Share of the frames with a pose in which the rider stands sideways to the camera: the
+    hips and the ankles each less than `max_ratio` torso lengths apart across the image.
+
+    Args:
+        image_xy: `(frames, 33, 2)` image landmarks, NaN without a pose.
+        max_ratio: Lateral gap, in torso lengths (mid-shoulders to mid-hips), below which a
+            pair of joints counts as lined up.
+    """
+
+    def point(name: str) -> np.ndarray:
+        return image_xy[:, INDEX[name]]
+
+    def middle(joint: str) -> np.ndarray:
+        return (point(f"left_{joint}") + point(f"right_{joint}")) / 2
+
+    torso = np.linalg.norm(middle("shoulder") - middle("hip"), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gaps = [np.abs(point(f"left_{joint}")[:, 0] - point(f"right_{joint}")[:, 0]) / torso for joint in ("hip", "ankle")]
+    posed = ~np.isnan(gaps[0]) & ~np.isnan(gaps[1])
+    if not posed.any():
+        return 0.0
+    return float(np.mean((gaps[0][posed] < max_ratio) & (gaps[1][posed] < max_ratio)))
+
+
+def sideways_message(share: float) -> str:
+    """The user's explanation of why a clip of a rider standing sideways gets no score."""
+    return (
+        f"The rider stands sideways with the feet one behind the other in {share:.0%} of the frames, as on a "
+        "snowboard (or the camera is at the skier's side): Poser scores skiers on two skis, filmed from "
+        "behind or in front."
+    )

@@ -15,13 +15,13 @@ from the front), and the camera side is detected once per clip or set in the con
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from tasks.config import MetricsConfig
 from tasks.keypoints import SHARED, SHARED_LANDMARKS
-from tasks.landmarks import INDEX
+from tasks.landmarks import INDEX, LANDMARK_NAMES, mirrored
 from tasks.pose import PoseSequence
 
 _LEG = ("hip", "knee", "ankle")
@@ -148,10 +148,51 @@ def skier_legs(
 
 
 def labels_match_skier(image_xy: np.ndarray, camera_side: str) -> np.ndarray:
-    """Per frame, whether the model's `left_*` landmarks are the skier's own left side."""
-    labelled_left_on_image_left = image_xy[:, INDEX["left_hip"], 0] < image_xy[:, INDEX["right_hip"], 0]
+    """Per frame, whether the model's `left_*` landmarks are the skier's own left side: the
+    labelled-left hip and shoulder lie, together, on the image side of the skier's left."""
+    left = image_xy[:, INDEX["left_hip"], 0] + image_xy[:, INDEX["left_shoulder"], 0]
+    right = image_xy[:, INDEX["right_hip"], 0] + image_xy[:, INDEX["right_shoulder"], 0]
     # From behind the skier's left is on the image left; from the front it is on the image right.
-    return labelled_left_on_image_left if camera_side == "behind" else ~labelled_left_on_image_left
+    return left < right if camera_side == "behind" else ~(left < right)
+
+
+def on_skiers_sides(pose: PoseSequence, camera_side: str) -> PoseSequence:
+    """The pose with left and right traded in each frame whose labels are not the skier's own
+    sides (`labels_match_skier`), in the landmarks and in the keypoint views alike.
+
+    MediaPipe swaps the labels from frame to frame on a skier seen from behind (the piste
+    clip: 28 times in 149 frames). Smoothed as they come, each leg's series would jump
+    between the two legs, pulling them together; so sides are settled first.
+
+    Args:
+        pose: A pose as the pose step gives it.
+        camera_side: `behind`, `front`, or `auto` to detect it (`detect_camera_side`).
+    """
+    side = detect_camera_side(pose) if camera_side == "auto" else camera_side
+    trunk = [INDEX[f"{label}_{joint}"] for label in ("left", "right") for joint in ("hip", "shoulder")]
+    traded = ~labels_match_skier(pose.image_xy, side) & ~np.isnan(pose.image_xy[:, trunk, 0]).any(axis=1)
+    if not traded.any():
+        return pose
+
+    def trade(values: np.ndarray | None, mirror: np.ndarray) -> np.ndarray | None:
+        if values is None:
+            return None
+        values = values.copy()
+        values[traded] = values[traded][..., mirror, :] if values.ndim > 2 else values[traded][:, mirror]
+        return values
+
+    return replace(
+        pose,
+        image_xy=trade(pose.image_xy, _MIRRORED),
+        world_xyz=trade(pose.world_xyz, _MIRRORED),
+        visibility=trade(pose.visibility, _MIRRORED),
+        keypoint_views=trade(pose.keypoint_views, _MIRRORED_SHARED),
+        mediapipe_shared=trade(pose.mediapipe_shared, _MIRRORED_SHARED),
+    )
+
+
+_MIRRORED = np.array(mirrored(LANDMARK_NAMES))
+_MIRRORED_SHARED = np.array(mirrored(SHARED))
 
 
 def centre_of_mass(landmarks: np.ndarray, trunk_weight: float) -> np.ndarray:

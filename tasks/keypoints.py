@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tasks.config import AnalysisConfig, PoseConfig
-from tasks.landmarks import INDEX, LANDMARK_NAMES
+from tasks.landmarks import INDEX, LANDMARK_NAMES, mirrored
 from tasks.models import require_model
 from tasks.video import cores_but_one
 from tasks.yolo import load_yolo
@@ -32,7 +32,7 @@ _COCO = {
 SHARED = tuple(_COCO)
 SHARED_LANDMARKS = np.array([INDEX[name] for name in SHARED])
 # The same points with left and right traded.
-_SWAPPED = np.array([SHARED.index(name.replace("left", "@").replace("right", "left").replace("@", "right")) for name in SHARED])
+_SWAPPED = np.array(mirrored(SHARED))
 # MediaPipe's foot points, moved with their ankle so that the drawn foot stays on the leg.
 _FEET = {INDEX[f"{side}_ankle"]: (INDEX[f"{side}_heel"], INDEX[f"{side}_foot_index"]) for side in ("left", "right")}
 

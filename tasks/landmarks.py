@@ -12,6 +12,11 @@ LANDMARK_COUNT = len(LANDMARK_NAMES)
 INDEX = {name: i for i, name in enumerate(LANDMARK_NAMES)}
 
 
+def mirrored(names: tuple[str, ...]) -> list[int]:
+    """For each name in `names`, the position of its twin with left and right traded."""
+    return [names.index(name.replace("left", "@").replace("right", "left").replace("@", "right")) for name in names]
+
+
 def _bones(*pairs: str) -> tuple[tuple[int, int], ...]:
     return tuple((INDEX[a], INDEX[b]) for a, b in (pair.split("-") for pair in pairs))
 

@@ -13,19 +13,27 @@ from dataclasses import replace
 import numpy as np
 
 from tasks.config import SmoothingConfig
+from tasks.frontal import on_skiers_sides
 from tasks.keypoints import SHARED_LANDMARKS
 from tasks.landmarks import INDEX
 from tasks.pose import PoseSequence, fill_short_gaps, runs_of
 
 
-def smooth_pose(pose: PoseSequence, config: SmoothingConfig) -> PoseSequence:
+def smooth_pose(pose: PoseSequence, config: SmoothingConfig, camera_side: str = "auto") -> PoseSequence:
     """Smooth image and world landmarks, and the second model's views of the shared points,
-    bridging gaps up to `config.max_gap_s`.
+    bridging gaps up to `config.max_gap_s`, after putting each frame's landmarks on the
+    skier's own sides (`tasks.frontal.on_skiers_sides`).
+
+    Args:
+        pose: The pose as estimated.
+        config: The smoothing settings.
+        camera_side: `behind`, `front`, or `auto` (see `metrics.camera_side`).
 
     Returns:
-        A pose of the same shape; bridged frames get landmarks, visibility interpolated.
+        A pose of the same shape, `left_*` being the skier's own left; bridged frames get
+        landmarks, visibility interpolated.
     """
-    pose = drop_upside_down(pose)
+    pose = drop_upside_down(on_skiers_sides(pose, camera_side))
     if not pose.detected.any():
         return pose
     reliability = np.clip(np.nan_to_num(pose.visibility, nan=0.0), config.min_visibility, 1.0)

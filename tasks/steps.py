@@ -73,7 +73,7 @@ def pose(info: VideoInfo, skier: SkierTrack, config: AnalysisConfig, device: str
 @task(name="smooth", **_RETRYABLE)
 def smooth(raw: PoseSequence, config: AnalysisConfig) -> PoseSequence:
     with stage("smooth", 1) as progress:
-        smoothed = smooth_pose(raw, config.smoothing)
+        smoothed = smooth_pose(raw, config.smoothing, config.metrics.camera_side)
         progress(1)
     return smoothed
 

@@ -250,6 +250,23 @@ def occluded(
     return target
 
 
+def legs_hidden(source: Path, target: Path, boxes: np.ndarray, stretch: int) -> Path:
+    """The clip with a grey block over the skier's legs (the lower half of their box, `boxes`
+    one per frame, reaching a little below it) in every other run of `stretch` frames."""
+    with av.open(str(source)) as src:
+        stream = src.streams.video[0]
+        frames = _frames(src, None)
+        for index in range(0, len(frames)):
+            if (index // stretch) % 2 == 0 or np.isnan(boxes[index, 0]):
+                continue
+            x1, y1, x2, y2 = boxes[index]
+            height = y2 - y1
+            top, bottom = int(y1 + 0.5 * height), int(y2 + 0.1 * height)
+            frames[index][top:bottom, max(0, int(x1 - 0.1 * height)) : int(x2 + 0.1 * height)] = 128
+        _encode(target, frames, stream.average_rate, (frames[0].shape[1], frames[0].shape[0]))
+    return target
+
+
 def _frames(container, seconds: float | None) -> list[np.ndarray]:
     stream = container.streams.video[0]
     frames = []

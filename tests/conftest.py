@@ -57,6 +57,42 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
             yield
 
 
+@pytest.fixture(scope="session")
+def analyses(prefect_server, media, tmp_path_factory) -> dict[str, tuple[dict, Path]]:
+    """Each sample clip analysed by the flow: its results and its output folder, by clip name."""
+    from flows.analyze import analyze_video
+
+    runs = {}
+    for clip in ("piste_followcam", "indoor_carpet_front"):
+        out = tmp_path_factory.mktemp(clip)
+        runs[clip] = analyze_video(str(media / f"{clip}.mp4"), str(out)), out
+    return runs
+
+
+@pytest.fixture(scope="session")
+def piste_pose(media):
+    """The piste clip's smoothed pose (with the keypoint views), its metrics and the config,
+    from the pipeline's plain functions."""
+    from tasks.config import load_config
+    from tasks.frontal import frontal_angles
+    from tasks.keypoints import second_opinion
+    from tasks.models import require_model
+    from tasks.pose import crop_windows, estimate_pose
+    from tasks.smoothing import smooth_pose
+    from tasks.tracking import detect_and_track, select_skier
+    from tasks.turns import analyse_turns
+    from tasks.video import probe_video
+
+    config = load_config()
+    info = probe_video(media / "piste_followcam.mp4")
+    detections = detect_and_track(info, config.tracking, require_model(config.models, "detector"), "cpu")
+    skier = select_skier(detections, config.tracking)
+    raw = estimate_pose(info, crop_windows(skier.boxes, info.fps, config.pose), config.pose,
+                        require_model(config.models, "pose"), None, second_opinion(config, "cpu"))
+    pose = smooth_pose(raw, config.smoothing, config.metrics.camera_side)
+    return pose, analyse_turns(pose.times_s, frontal_angles(pose, config.metrics), config.metrics), config
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

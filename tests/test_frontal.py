@@ -56,12 +56,37 @@ def test_angles_are_on_the_skiers_own_sides_whatever_the_camera_side(camera, lea
     np.testing.assert_allclose(found.edge_difference_deg, left - right, atol=0.5)
 
 
-def test_label_flips_do_not_swap_the_legs():
-    pose = skier(20, 35, 25, frames=6)
-    for left, right in (("left_knee", "right_knee"), ("left_ankle", "right_ankle"), ("left_hip", "right_hip")):
+def flip_labels(pose: PoseSequence, frames: slice) -> PoseSequence:
+    """The pose with left and right labels traded in `frames`, as MediaPipe does from behind."""
+    for joint in ("shoulder", "hip", "knee", "ankle"):
+        left, right = INDEX[f"left_{joint}"], INDEX[f"right_{joint}"]
         for array in (pose.image_xy, pose.world_xyz):
-            array[::2, [INDEX[left], INDEX[right]]] = array[::2, [INDEX[right], INDEX[left]]]
-    found = frontal_angles(pose, CONFIG)
+            array[frames, [left, right]] = array[frames, [right, left]]
+    return pose
+
+
+def test_label_flips_do_not_swap_the_legs():
+    found = frontal_angles(flip_labels(skier(20, 35, 25, frames=6), slice(None, None, 2)), CONFIG)
+    np.testing.assert_allclose(found.left_edge_deg, 35, atol=0.5)
+    np.testing.assert_allclose(found.right_edge_deg, 25, atol=0.5)
+
+
+@pytest.mark.parametrize("camera", ["behind", "front"])
+def test_the_skiers_sides_are_settled_before_smoothing(camera):
+    """Labels flipping every other frame must not pull the smoothed legs together."""
+    from tasks.frontal import on_skiers_sides
+    from tasks.smoothing import smooth_pose
+
+    pose = flip_labels(skier(20, 35, 25, frames=30, camera=camera), slice(None, None, 2))
+    sided = on_skiers_sides(pose, "auto")
+    straight = skier(20, 35, 25, frames=30, camera=camera)
+    own = {"behind": {"left": "right", "right": "left"}, "front": {"left": "left", "right": "right"}}[camera]
+    for side in ("left", "right"):
+        # The skier's own `side` knee, wherever the labels had put it.
+        np.testing.assert_allclose(sided.image_xy[:, INDEX[f"{side}_knee"]], straight.image_xy[:, INDEX[f"{own[side]}_knee"]])
+    for array in (pose.image_xy, pose.world_xyz):  # the joints the skier was drawn without
+        array[np.isnan(array)] = 0.0
+    found = frontal_angles(smooth_pose(pose, load_config().smoothing), CONFIG)
     np.testing.assert_allclose(found.left_edge_deg, 35, atol=0.5)
     np.testing.assert_allclose(found.right_edge_deg, 25, atol=0.5)
 

@@ -27,15 +27,6 @@ CLIPS = ("piste_followcam", "indoor_carpet_front")
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture(scope="module")
-def analyses(prefect_server, media, tmp_path_factory) -> dict[str, tuple[dict, Path]]:
-    runs = {}
-    for clip in CLIPS:
-        out = tmp_path_factory.mktemp(clip)
-        runs[clip] = analyze_video(str(media / f"{clip}.mp4"), str(out)), out
-    return runs
-
-
 @pytest.mark.parametrize(("clip", "min_tracked", "min_pose"), [("piste_followcam", 0.97, 0.93), ("indoor_carpet_front", 0.97, 0.95)])
 def test_the_skier_is_tracked_and_posed_in_nearly_every_frame(analyses, clip, min_tracked, min_pose):
     results, _ = analyses[clip]
