@@ -9,8 +9,9 @@ degrees. The 3D angle between the shins does use the world landmarks.
 
 MediaPipe labels left and right as for a person facing the camera, and for a skier filmed from
 behind it swaps them from frame to frame. So sides are not taken from its labels: the skier's
-left leg is the one whose hip is on the image left when filmed from behind (right when filmed
-from the front), and the camera side is detected once per clip or set in the config.
+left side is the one whose hip and shoulder are on the image left when filmed from behind
+(right when filmed from the front), and the camera side is detected once per clip or set in
+the config. `on_skiers_sides` relabels each frame so before smoothing.
 """
 
 from __future__ import annotations

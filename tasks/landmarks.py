@@ -21,8 +21,8 @@ def _bones(*pairs: str) -> tuple[tuple[int, int], ...]:
     return tuple((INDEX[a], INDEX[b]) for a, b in (pair.split("-") for pair in pairs))
 
 
-# Left and right as MediaPipe labels them (as for a person facing the camera); the overlay
-# colours them by the skier's own sides, so a crossed-over leg is easy to spot.
+# Left and right as the landmarks are labelled (the skier's own sides once smoothed, see
+# `tasks.frontal.on_skiers_sides`); the overlay colours them by the skier's own sides.
 LEFT_BONES = _bones(
     "left_shoulder-left_elbow", "left_elbow-left_wrist", "left_shoulder-left_hip",
     "left_hip-left_knee", "left_knee-left_ankle", "left_ankle-left_heel",
