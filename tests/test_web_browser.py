@@ -178,6 +178,9 @@ def test_a_visitor_uses_the_widget_on_a_partners_site(
     shot("widget-5-result")
     assert "ready" in smtp_sink.messages[-1]["Subject"]
     assert page.is_hidden("[data-id=warnings]")
+    # The top finding, with one thing to try: the indoor clip holds no complete turn, and says so.
+    assert "Not enough clean turns" in page.inner_text("[data-id=finding]")
+    assert "Try: Film six or more linked turns" in page.inner_text("[data-id=finding]")
 
     report_with_warning(served_app[0])
     page.reload()
