@@ -514,6 +514,7 @@ def _least_parallel_turn(run: _Run) -> list[Finding]:
     )
     return [Finding(
         "least_parallel_turn", f"Least parallel: turn {shown['index']}", text, evidence, (shown["index"],),
+        # Ranked a little below shins apart in every turn, when both are told.
         run.moment(shown, _most_apart(run, shown)), 0.9 * shown["edge_difference_deg"] / cue.threshold,
     )]
 
@@ -555,7 +556,9 @@ def _rhythm(run: _Run) -> list[Finding]:
                    if f"{shortest['duration_s']:.1f}" == f"{longest['duration_s']:.1f}"
                    else f"between {shortest['duration_s']:.1f} and {longest['duration_s']:.1f} s")
         text = f"Your rhythm is even: each of your {len(run.complete)} complete turns took {between}."
-        return [Finding("even_rhythm", "Even rhythm", text, evidence, every, None, even / max(interval[1], run.frame_s))]
+        # A strength weighs more the further the spread stays below the limit.
+        weight = even / max(interval[1], run.frame_s)
+        return [Finding("even_rhythm", "Even rhythm", text, evidence, every, None, weight)]
     return []
 
 
@@ -595,6 +598,7 @@ def _lean(run: _Run) -> list[Finding]:
             f"You lean in with your whole body: your shins tip only about {_degrees(overall[0])} further than "
             "your body leans."
         )
+        # At least 1, and more the further the angulation falls short of the limit.
         return [Finding("leaning_in", "Leaning in", text, evidence, _indices(turns), run.moment(shown),
                         (banking - overall[0]) / banking + 1)]
     if different(overall[1:], (-INF, angulating)):
