@@ -5,12 +5,13 @@ them, with results built from constructed turns (see `tests/test_findings.py`)."
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from tests.test_findings import findings_of, make_run, per_side
-from tests.webutil import https_client, sign_in, write_headers
+from tests.webutil import https_client, mail_text, sign_in, write_headers
 from webapp.db import db
 from webapp.models import Analysis
 
@@ -197,3 +198,26 @@ def test_the_widget_card_shows_the_top_finding(app, client, smtp_sink, analysis_
     card = client.get(f"/api/embed/{SLUG}/feedback/{answer['analysis_id']}", headers=visitor(answer)).json
     top = results["findings"][0]
     assert card["top_finding"] == {key: top[key] for key in ("title", "text", "try", "kind", "turn", "time_s")}
+    mail = mail_text(smtp_sink.messages[-1])
+    assert f"{top['text']}\nTry: {top['try']}" in mail
+
+
+def test_the_ready_email_gives_the_mean_of_the_turns_when_they_are_too_few_for_the_overall_score(
+    app, client, smtp_sink, analysis_deployment
+):
+    from tests.test_web_embed import SECRET as EMBED_SECRET
+    from tests.test_web_embed import SLUG, confirm, submitted_and_mailed
+
+    app.config["INTERNAL_SECRET"] = EMBED_SECRET
+    app.test_cli_runner().invoke(args=["partners", "create", SLUG, "--name", "Alpine School", "--domain",
+                                       "alpine.example", "--owner", "owner@alpine.example"])
+    answer, link = submitted_and_mailed(client, smtp_sink)
+    confirm(client, link)
+    short = [{"direction": "right", "similarity": 80.0}, {"direction": "left", "similarity": 84.0},
+             {"direction": "right", "similarity": 82.0}]
+    response = client.put(f"/api/internal/analyses/{answer['analysis_id']}/status",
+                          json={"status": "complete", "results": results_for(short)},
+                          headers={"X-Poser-Internal-Secret": EMBED_SECRET})
+    assert response.status_code == 200, response.json
+    assert re.search(r"Edge similarity: 82 out of 100 \(90% interval \d+-\d+\), the mean of 3 turns\.",
+                     mail_text(smtp_sink.messages[-1]))

@@ -57,16 +57,22 @@ def _message(analysis: Analysis) -> tuple[str, str]:
     link = public_url("pages.results", token=results_token(analysis.id))
     file_name = analysis.upload.file_name if analysis.upload else "your clip"
     if analysis.status == AnalysisStatus.COMPLETE:
+        # The overall score, or the mean of the clean turns when there are too few for it.
         scores, score = analysis.edge_similarity, ""
-        if scores["overall"] is not None:
-            known = scores["overall_low"] is not None
-            interval = f" (90% interval {scores['overall_low']:.0f}-{scores['overall_high']:.0f})" if known else ""
-            score = f"Edge similarity: {scores['overall']:.0f} out of 100{interval}.\n"
+        name = "overall" if scores["overall"] is not None else "mean" if scores["mean"] is not None else None
+        if name is not None:
+            known = scores[f"{name}_low"] is not None
+            interval = f" (90% interval {scores[f'{name}_low']:.0f}-{scores[f'{name}_high']:.0f})" if known else ""
+            mean = "" if name == "overall" else f", the mean of {scores['turns']} turn{'s' if scores['turns'] != 1 else ''}"
+            score = f"Edge similarity: {scores[name]:.0f} out of 100{interval}{mean}.\n"
         turns = len([turn for turn in analysis.turns or [] if not turn.get("partial")])
+        findings = analysis.findings
+        top = f"\n{findings[0]['text']}\nTry: {findings[0]['try']}\n" if findings else ""
         return (
             f"Your {partner} ski analysis is ready",
             f"The analysis of {file_name}, submitted on {partner}'s site, is ready.\n\n"
-            f"{score}Turns analysed: {turns}.\n\nSee the overlay video, the charts and every turn:\n{link}\n",
+            f"{score}Turns analysed: {turns}.\n{top}\nSee the overlay video, the charts, every turn and what "
+            f"they show:\n{link}\n",
         )
     reason = analysis.error or _no_skier_reason(analysis)
     return (
