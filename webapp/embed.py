@@ -290,7 +290,7 @@ def _result_card(analysis: Analysis) -> dict:
         "turns_analysed": sum(1 for turn in turns if not turn.get("partial")),
         "turns_found": len(turns),
         "video_url": storage().presign_download(video.key, ttl) if video else None,
-        "results_url": url_for("pages.results", token=results_token(analysis.id), _external=True),
+        "results_url": public_url("pages.results", token=results_token(analysis.id)),
         "warnings": (analysis.results or {}).get("warnings") or [],
         "top_finding": _top_finding(analysis),
     }
