@@ -79,9 +79,15 @@ class PoseConfig(_Section):
     min_tracking_confidence: float = Field(ge=0, le=1)
     keypoint_confidence: float = Field(ge=0, le=1)
     keypoint_imgsz: int = Field(ge=32)
-    keypoint_mirror: bool
-    keypoint_shift: float = Field(ge=0, le=0.25)
-    keypoint_crop_scales: tuple[Annotated[float, Field(gt=0.5, lt=2)], ...]
+    keypoint_views: tuple[
+        tuple[
+            Annotated[float, Field(ge=-0.25, le=0.25)],
+            Annotated[float, Field(ge=-0.25, le=0.25)],
+            Annotated[float, Field(gt=0.5, lt=2)],
+            bool,
+        ],
+        ...,
+    ] = Field(min_length=1)
     workers: int = Field(ge=1)
     chunk_s: float = Field(gt=0)
 

@@ -57,15 +57,8 @@ class View:
 
 
 def views_of(config: PoseConfig) -> tuple[View, ...]:
-    """The views the configuration asks for: as cut first, then mirrored, shifted and scaled."""
-    shift = config.keypoint_shift
-    views = [View()]
-    if config.keypoint_mirror:
-        views.append(View(mirrored=True))
-    if shift > 0:
-        views += [View(shift=offset) for offset in ((shift, 0.0), (-shift, 0.0), (0.0, shift), (0.0, -shift))]
-    views += [View(scale=scale) for scale in config.keypoint_crop_scales]
-    return tuple(views)
+    """The views the configuration asks for (`pose.keypoint_views`), in its order."""
+    return tuple(View(shift=(x, y), scale=scale, mirrored=mirrored) for x, y, scale, mirrored in config.keypoint_views)
 
 
 def load_keypoint_model(model_path: Path, imgsz: int, device: str) -> KeypointModel:

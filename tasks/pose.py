@@ -189,7 +189,7 @@ class _SecondOpinion:
     def add(self, crop: _Crop, image: np.ndarray, window: np.ndarray) -> None:
         index, _, plain, origin, side = crop
         for number, view in enumerate(self._views):
-            if view.scale == 1 and view.shift == (0.0, 0.0):
+            if view.scale == 1 and view.shift == (0, 0):
                 cut, cut_origin, cut_side = plain, origin, side
             else:
                 cut, cut_origin, cut_side = square_crop(image, view.window(window), self._crop_size)

@@ -69,17 +69,18 @@ def test_a_point_seen_in_a_mirrored_crop_is_mapped_back_to_its_own_side():
     assert back_confidence[SHARED.index("right_knee")] == 0.9
 
 
-@pytest.mark.parametrize(
-    ("settings", "count"),
-    [
-        ({"keypoint_mirror": True, "keypoint_shift": 0.04, "keypoint_crop_scales": [0.9, 1.12]}, 8),
-        ({"keypoint_mirror": False, "keypoint_shift": 0.0, "keypoint_crop_scales": []}, 1),
-        ({"keypoint_mirror": True, "keypoint_shift": 0.0, "keypoint_crop_scales": [1.1]}, 3),
-    ],
-)
-def test_the_views_follow_the_config(settings, count):
-    found = views_of(load_config(overrides={"pose": settings}).pose)
-    assert len(found) == count and found[0] == View()
+def test_the_views_follow_the_config():
+    found = views_of(load_config(overrides={"pose": {"keypoint_views": [[0, 0, 1, False], [0.04, -0.03, 1.1, True]]}}).pose)
+    assert found == (View(), View(shift=(0.04, -0.03), scale=1.1, mirrored=True))
+    assert len(views_of(load_config().pose)) == 12
+
+
+@pytest.mark.parametrize("views", [[], [[0.5, 0, 1, False]], [[0, 0, 3, False]], [[0, 0, 1]]])
+def test_views_out_of_range_are_refused(views):
+    from tasks.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="keypoint_views"):
+        load_config(overrides={"pose": {"keypoint_views": views}})
 
 
 def test_a_view_moves_and_scales_the_crop_window():
