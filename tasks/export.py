@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -17,6 +16,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from tasks.config import AnalysisConfig
+from tasks.files import atomic_path
 from tasks.landmarks import LANDMARK_NAMES
 from tasks.pose import PoseSequence
 from tasks.tracking import SkierTrack
@@ -189,11 +189,6 @@ def _cells(values: np.ndarray) -> list[str]:
 
 @contextmanager
 def _atomic(path: Path, **open_args: Any) -> Iterator[TextIO]:
-    """Open `path` for writing under a temporary name; rename it into place on success only."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with open(partial, "w", encoding="utf-8", **open_args) as handle:
-            yield handle
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    """Open `path` for writing text under a temporary name; it appears at `path` on success only."""
+    with atomic_path(path) as partial, open(partial, "w", encoding="utf-8", **open_args) as handle:
+        yield handle

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tasks.config import ModelsConfig
 from tasks.errors import ModelMissingError
-from tasks.video import file_sha256
+from tasks.files import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -168,19 +168,16 @@ def _fetch_one(spec: ModelSpec, target: Path, offline_only: bool) -> tuple[Path,
         sources.insert(0, ("download", lambda tmp: _download(spec.url, tmp)))
     problems = []
     for origin, write in sources:
-        partial = target.with_name(target.name + ".partial")
         try:
-            write(partial)
-            digest = file_sha256(partial)
-            if digest not in spec.sha256s:
-                raise ValueError(f"unexpected sha256 {digest}")
-            partial.replace(target)
+            with atomic_path(target) as partial:
+                write(partial)
+                digest = file_sha256(partial)
+                if digest not in spec.sha256s:
+                    raise ValueError(f"unexpected sha256 {digest}")
             return target, origin
         except Exception as exc:  # each source may fail in its own way; the next one is tried
             log.info("%s: %s source failed: %s", spec.key, origin, exc)
             problems.append(f"{origin}: {exc}")
-        finally:
-            partial.unlink(missing_ok=True)
     raise RuntimeError(f"Could not obtain the {spec.description}: " + "; ".join(problems))
 
 

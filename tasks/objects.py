@@ -10,6 +10,8 @@ import mimetypes
 import os
 from pathlib import Path
 
+from tasks.files import atomic_path
+
 REMOTE_SCHEME = "s3://"
 
 
@@ -20,10 +22,9 @@ def is_remote(location: str) -> bool:
 def download(location: str, target: Path) -> Path:
     """Copy the object at `location` to `target`, atomically."""
     bucket, key = _split(location)
-    partial = target.with_name(target.name + ".partial")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _client().download_file(bucket, key, str(partial))
-    partial.replace(target)
+    with atomic_path(target) as partial:
+        _client().download_file(bucket, key, str(partial))
     return target
 
 

@@ -17,6 +17,7 @@ from tasks.config import PoseConfig
 from tasks.keypoints import SHARED, SHARED_LANDMARKS, KeypointModel, View, fuse_keypoints, unmirror, views_of
 from tasks.landmarks import LANDMARK_COUNT
 from tasks.progress import ProgressCallback
+from tasks.series import fill_short_gaps, runs_of
 from tasks.video import VideoInfo, iter_frames
 
 
@@ -307,25 +308,6 @@ def square_crop(image: np.ndarray, window: np.ndarray, size: int) -> tuple[np.nd
     transform = np.array([[scale, 0, -left * scale], [0, scale, -top * scale]], dtype=np.float64)
     crop = cv2.warpAffine(image, transform, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return crop, (left, top), side
-
-
-def fill_short_gaps(values: np.ndarray, max_gap: int) -> np.ndarray:
-    """Linearly interpolate NaN rows in gaps of at most `max_gap` rows between known rows."""
-    filled = values.copy()
-    known = ~np.isnan(values[:, 0])
-    for start, stop in runs_of(~known):
-        if start == 0 or stop == len(values) or stop - start > max_gap:
-            continue
-        weights = np.arange(1, stop - start + 1)[:, None] / (stop - start + 1)
-        filled[start:stop] = values[start - 1] * (1 - weights) + values[stop] * weights
-    return filled
-
-
-def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
-    """`(start, stop)` index pairs of each run of True in a 1-D boolean array."""
-    padded = np.concatenate([[False], mask, [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def _store(pose: PoseSequence, index: int, result, origin: tuple[float, float], side: float) -> None:

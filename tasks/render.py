@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 
 from tasks.config import RenderConfig
+from tasks.files import atomic_path
 from tasks.intervals import draw_interval
 from tasks.frontal import labels_match_skier
 from tasks.landmarks import BODY_JOINTS, CENTRE_BONES, LEFT_BONES, RIGHT_BONES
@@ -72,13 +72,12 @@ def render_overlay(
     Returns:
         `path`.
     """
-    partial = path.with_name(path.name + ".partial")
     own_sides = labels_match_skier(pose.image_xy, metrics.angles.camera_side)
     rate = Fraction(info.fps).limit_denominator(1001)
     wanted: dict[int, list[Still]] = {}
     for still in stills:
         wanted.setdefault(still.frame, []).append(still)
-    with av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as output:
+    with atomic_path(path) as partial, av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as output:
         stream = output.add_stream("libx264", rate=rate)
         stream.width, stream.height = info.width + info.width % 2, info.height + info.height % 2
         stream.pix_fmt = "yuv420p"
@@ -103,7 +102,6 @@ def render_overlay(
             if on_progress:
                 on_progress(frame.index + 1)
         output.mux(stream.encode(None))
-    partial.replace(path)
     return path
 
 
@@ -113,10 +111,9 @@ def save_still(image: np.ndarray, still: Still, path: Path, size: tuple[int, int
     copy = image.copy()
     _text_block(I420Canvas(copy), [still.caption], (0, 230, 255), corner="bottom-right")
     bgr = cv2.cvtColor(copy, cv2.COLOR_YUV2BGR_I420)[: size[1], : size[0]]
-    partial = path.with_name(path.stem + ".partial" + path.suffix)
-    if not cv2.imwrite(str(partial), bgr, [cv2.IMWRITE_JPEG_QUALITY, _STILL_QUALITY]):
-        raise OSError(f"Could not write {partial}")
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        if not cv2.imwrite(str(partial), bgr, [cv2.IMWRITE_JPEG_QUALITY, _STILL_QUALITY]):
+            raise OSError(f"Could not write {partial}")
     return path
 
 

@@ -19,7 +19,7 @@ import httpx
 
 from tasks.findings import MAX_FINDINGS, still_name
 from tasks.objects import is_remote, upload
-from tasks.video import file_sha256
+from tasks.files import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from tasks.config import SmoothingConfig
 from tasks.frontal import on_skiers_sides
 from tasks.keypoints import SHARED_LANDMARKS
 from tasks.landmarks import INDEX
-from tasks.pose import PoseSequence, fill_short_gaps, runs_of
+from tasks.pose import PoseSequence
+from tasks.series import fill_short_gaps, runs_of
 
 
 def smooth_pose(pose: PoseSequence, config: SmoothingConfig, camera_side: str = "auto") -> PoseSequence:

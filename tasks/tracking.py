@@ -13,8 +13,8 @@ import numpy as np
 from tasks import appearance
 from tasks.config import TrackingConfig
 from tasks.equipment import EQUIPMENT_CLASSES, equipment_votes
-from tasks.pose import fill_short_gaps, runs_of
 from tasks.progress import ProgressCallback
+from tasks.series import fill_short_gaps, runs_of
 from tasks.video import VideoFrame, VideoInfo, cores_but_one, iter_frames
 from tasks.yolo import load_yolo
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import queue
 import threading
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 
 from tasks.errors import InvalidVideoError
+from tasks.files import file_sha256
 
 # Demuxers FFmpeg uses for still images; a photo renamed `.mp4` opens through one of these.
 _IMAGE_FORMAT_SUFFIXES = ("_pipe", "image2")
@@ -257,15 +257,6 @@ def _decode(info: VideoInfo, max_side: int | None, pixel_format: str, step: int)
 def cores_but_one() -> int:
     """The cores left beside one busy thread, at least 1."""
     return max(1, (os.cpu_count() or 1) - 1)
-
-
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _first_frame(container: av.container.InputContainer, stream: av.VideoStream) -> av.VideoFrame:

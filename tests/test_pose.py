@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tasks.config import load_config
-from tasks.pose import crop_windows, fill_short_gaps, runs_of, square_crop
+from tasks.pose import crop_windows, square_crop
+from tasks.series import fill_short_gaps, runs_of
 
 NAN = np.nan
 
