@@ -16,7 +16,8 @@ time) and turn by turn (matched by apex time), and tables are printed:
   falls outside the as-is interval), and the spread of its scores;
 - the intervals' coverage: how often a variant's turn score falls inside the as-is interval,
   the intervals' half-widths, and (`--calibrate`) the `metrics.interval_scale` that makes the
-  narrowest intervals covering at least 90% of the variants' scores.
+  narrowest intervals covering every score of the five versions and at least 90% of the
+  scores of all nine.
 
     .venv/bin/python benchmarks/repeatability.py [--clip NAME ...] [--extended | --calibrate]
         [--markdown] [--media ../shared/media] [--set pose.crop_padding=0.3 ...]
@@ -192,12 +193,20 @@ def coverage(outcomes: dict[str, Outcome]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def calibrated_scale(results: dict[str, dict[str, Outcome]], current: float) -> float:
-    """The smallest `interval_scale` under which at least 90% of the variants' turn scores lie
-    inside their as-is interval (intervals scale linearly with it)."""
-    needed = np.concatenate([coverage(outcomes)[1] for outcomes in results.values()])
-    if not len(needed):
+    """The smallest `interval_scale` under which every score of the five versions in
+    `VARIANTS`, and at least 90% of all the variants' scores, lie inside the as-is interval of
+    their turn (intervals scale linearly with it); rounded up to a hundredth, plus a hundredth
+    so that scores stored to two decimals stay inside too."""
+    official = {variant.name for variant in VARIANTS}
+    everything, core = [], []
+    for outcomes in results.values():
+        everything.append(coverage(outcomes)[1])
+        core.append(coverage({name: outcome for name, outcome in outcomes.items() if name in official})[1])
+    everything, core = np.concatenate(everything), np.concatenate(core)
+    if not len(everything):
         return float("nan")
-    return float(np.sort(needed)[int(np.ceil(COVERAGE * len(needed))) - 1] * current)
+    needed = max(np.sort(everything)[int(np.ceil(COVERAGE * len(everything))) - 1], core.max())
+    return float(np.ceil(needed * current * 100) / 100 + 0.01)
 
 
 class Table:
@@ -263,8 +272,8 @@ def print_tables(results: dict[str, dict[str, Outcome]], config: AnalysisConfig,
     scale = config.metrics.interval_scale
     print(f"metrics.interval_scale {scale:g}; machine: {machine()}")
     if calibrate:
-        print(f"calibrated interval_scale (narrowest with {COVERAGE:.0%} of variant scores inside): "
-              f"{calibrated_scale(results, scale):.2f}")
+        print(f"calibrated interval_scale (narrowest with every score of the five versions and {COVERAGE:.0%} "
+              f"of all variant scores inside): {calibrated_scale(results, scale):.2f}")
 
 
 def machine() -> str:

@@ -39,6 +39,26 @@ def report_with_warning(app, analysis_id: str | None = None) -> None:
     assert response.status_code == 200, response.json
 
 
+def report_piste_results(app, results: dict) -> None:
+    """Report the widget's analysis as the flow reports the real piste clip's analysis: its
+    turns, summary scores with their intervals, and results."""
+    from tasks.reporting import angle_series
+    from webapp.db import db
+    from webapp.models import Analysis
+
+    with app.app_context():
+        analysis_id = db.session.scalars(db.select(Analysis)).one().id
+    client, headers = app.test_client(), {"X-Poser-Internal-Secret": WORKER_SECRET}
+    summary = results["metrics"]["summary"]
+    stored = {key: value for key, value in results.items() if key not in ("frames", "config")}
+    for method, path, payload in (
+        ("POST", "turns", {"turns": results["metrics"]["turns"]}),
+        ("PUT", "edge-similarity", {side: summary[side] for side in ("overall", "left", "right")}),
+        ("PUT", "status", {"status": "complete", "results": stored | {"series": angle_series(results["frames"])}}),
+    ):
+        response = client.open(f"/api/internal/analyses/{analysis_id}/{path}", method=method, json=payload, headers=headers)
+        assert response.status_code == 200, response.json
+
 
 @pytest.fixture(params=["sqlite"])
 def app(request, tmp_path, smtp_sink):
@@ -87,6 +107,12 @@ def test_a_skier_signs_in_uploads_and_studies_the_result(served_app, worker, smt
     page.evaluate("() => { const v = document.getElementById('video'); v.muted = true; return v.play(); }")
     page.wait_for_function("() => document.getElementById('video').currentTime > 0.5", timeout=30_000)
     assert page.evaluate("() => Chart.getChart('angles-chart').$cursor") > 0
+    # Every score with its interval: the headline (the mean of the three turns, too few for
+    # the best four), each turn in the table, whiskers on the chart's bars.
+    assert re.fullmatch(r"\d+–\d+", page.inner_text("#range-overall"))
+    assert "Mean of 3 turns" in page.inner_text("#reason-overall")
+    assert len(re.findall(r"\d+ \(\d+–\d+\)|uncertain: ", page.inner_text("#turn-rows"))) == 3
+    assert page.evaluate("() => Chart.getChart('turns-chart').config.plugins.some((p) => p.id === 'intervals')")
     shot("4-results")
 
     assert page.is_hidden("#warnings")  # the skier was tracked throughout
@@ -139,7 +165,7 @@ def partner_site(served_app, tmp_path):
 
 
 def test_a_visitor_uses_the_widget_on_a_partners_site(
-    served_app, partner_site, worker, smtp_sink, browser_page, tmp_path
+    served_app, partner_site, worker, smtp_sink, browser_page, tmp_path, analyses
 ):
     page = browser_page
     shot = screenshots(page)
@@ -194,6 +220,15 @@ def test_a_visitor_uses_the_widget_on_a_partners_site(
     results.wait_for_selector("#results:not([hidden])", timeout=30_000)
     assert "Submitted on Alpine School's site" in results.inner_text("#analysis")
     results.screenshot(path=str(ARTIFACTS / "widget-6-results-page.png"), full_page=True)
+
+    # A clip with scored turns: the card gives the score with its interval, at a glance.
+    report_piste_results(served_app[0], analyses["piste_followcam"][0])
+    page.reload()
+    page.wait_for_selector("[data-view=result]:not([hidden])", timeout=30_000)
+    assert re.fullmatch(r"\d+", page.inner_text("[data-id=score]"))
+    assert re.fullmatch(r"90% interval \d+–\d+", page.inner_text("[data-id=score-range]"))
+    assert "Mean of 3 turns" in page.inner_text("[data-id=score-note]")
+    shot("widget-5c-result-with-interval")
 
     page.goto(f"http://localhost:{partner_site}/")
     page.wait_for_selector("text=this site may not be allowed to use it")
