@@ -7,6 +7,7 @@ before its first task (PyTorch, Prefect, matplotlib); `total s` and `e2e fps` co
 stages, from probing the clip to the finished overlay video.
 
     .venv/bin/python benchmarks/pipeline.py [--device cpu] [--media ../shared/media] [--repeat 3]
+        [--set pose.keypoint_views=[[0,0,1,false]] ...]
 
 With --repeat N each clip runs N times and its fastest run is shown: on shared machines the
 slower runs measure the neighbours as much as the pipeline.
@@ -34,7 +35,7 @@ RUNS = [
 ]
 
 
-def measure(clip: Path, seconds: float | None, device: str) -> dict:
+def measure(clip: Path, seconds: float | None, device: str, settings: list[str]) -> dict:
     """Run every stage once on `clip` (its first `seconds`) and time each.
 
     The modules a flow run's process imports before its first task are imported first and
@@ -44,7 +45,7 @@ def measure(clip: Path, seconds: float | None, device: str) -> dict:
     import flows.analyze  # noqa: F401
 
     startup = time.perf_counter() - started
-    from tasks.config import load_config
+    from tasks.config import load_config, parse_settings
     from tasks.device import resolve_device
     from tasks.frontal import frontal_angles
     from tasks.keypoints import second_opinion
@@ -56,7 +57,7 @@ def measure(clip: Path, seconds: float | None, device: str) -> dict:
     from tasks.turns import analyse_turns
     from tasks.video import probe_video
 
-    config = load_config()
+    config = load_config(overrides=parse_settings(settings))
     device = resolve_device(device)
     timings: dict[str, float] = {}
 
@@ -113,15 +114,20 @@ def main() -> None:
     parser.add_argument("--media", type=Path, default=ROOT.parent / "shared" / "media")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeat", type=int, default=1, help="runs per clip; the fastest is shown")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     parser.add_argument("--one", nargs=2, metavar=("CLIP", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         clip, seconds = args.one
-        print(json.dumps(measure(Path(clip), None if seconds == "all" else float(seconds), args.device)))
+        print(json.dumps(measure(Path(clip), None if seconds == "all" else float(seconds), args.device, args.set)))
         return
     rows = []
     for name, seconds in RUNS:
-        command = [sys.executable, __file__, "--device", args.device, "--one", str(args.media / name), str(seconds or "all")]
+        settings = [part for setting in args.set for part in ("--set", setting)]
+        command = [
+            sys.executable, __file__, "--device", args.device, *settings, "--one", str(args.media / name),
+            str(seconds or "all"),
+        ]
         runs = [run_one(command) for _ in range(max(1, args.repeat))]
         rows.append(min(runs, key=lambda row: sum(row["timings"].values())))
     print_table(rows)

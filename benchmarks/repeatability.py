@@ -39,12 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.config import AnalysisConfig, load_config  # noqa: E402
+from tasks.config import AnalysisConfig, load_config, parse_settings  # noqa: E402
 from tests.clips import reencoded  # noqa: E402
 
 CLIPS = ("piste_followcam.mp4", "indoor_carpet_front.mp4")
@@ -288,19 +287,6 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {model}"
 
 
-def parse_overrides(settings: list[str]) -> dict:
-    """`section.key=value` pairs (values in YAML) as nested config overrides."""
-    overrides: dict = {}
-    for setting in settings:
-        key, _, value = setting.partition("=")
-        *sections, name = key.split(".")
-        target = overrides
-        for section in sections:
-            target = target.setdefault(section, {})
-        target[name] = yaml.safe_load(value)
-    return overrides
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--media", type=Path, default=ROOT.parent / "shared" / "media")
@@ -310,7 +296,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override")
     args = parser.parse_args()
-    config = load_config(overrides=parse_overrides(args.set))
+    config = load_config(overrides=parse_settings(args.set))
     variants = VARIANTS + (EXTENDED if args.extended or args.calibrate else ())
     results: dict[str, dict[str, Outcome]] = {}
     with tempfile.TemporaryDirectory() as folder:

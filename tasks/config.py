@@ -173,6 +173,23 @@ def load_config(
         raise ConfigError(f"Invalid configuration: {problems}") from None
 
 
+def parse_settings(settings: list[str]) -> dict[str, Any]:
+    """`section.key=value` pairs (values in YAML) as nested overrides for `load_config`.
+
+    Example:
+        `parse_settings(["pose.crop_size=512"])` gives `{"pose": {"crop_size": 512}}`.
+    """
+    overrides: dict[str, Any] = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        *sections, name = key.split(".")
+        target = overrides
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = yaml.safe_load(value)
+    return overrides
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}

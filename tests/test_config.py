@@ -57,3 +57,19 @@ def test_bad_files_are_reported(tmp_path, content, message):
 def test_a_missing_file_is_reported(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize(
+    ("settings", "overrides"),
+    [
+        (["device=cpu"], {"device": "cpu"}),
+        (["pose.crop_size=512", "pose.workers=1"], {"pose": {"crop_size": 512, "workers": 1}}),
+        (["pose.keypoint_views=[[0, 0, 1, false]]"], {"pose": {"keypoint_views": [[0, 0, 1, False]]}}),
+        ([], {}),
+    ],
+)
+def test_settings_on_the_command_line_become_overrides(settings, overrides):
+    from tasks.config import parse_settings
+
+    assert parse_settings(settings) == overrides
+    load_config(overrides=overrides)  # and they are valid settings
