@@ -23,15 +23,13 @@ from tasks.errors import PoserError
 from tasks.objects import is_remote
 from tasks.progress import LogReporter, reporting_to
 from tasks.render import Still
-from tasks.reporting import ReportingError, WebAppClient
+from tasks.reporting import FAILURE_ATTEMPTS, ReportingError, WebAppClient
+from tasks.contract import OUTPUT_FILES, AnalysisStatus, ArtifactKind, Outcome, still_kind
 from tasks.equipment import board_instead_of_skis, board_message, sideways_message, sideways_share
 from tasks.pose import PoseSequence
 from tasks.tracking import SkierHint, SkierTrack, coverage_warning
 
 log = logging.getLogger(__name__)
-
-OUTCOME_COMPLETE = "complete"
-OUTCOME_NO_SKIER = "no_skier_found"
 
 
 def _run_name() -> str:
@@ -53,7 +51,9 @@ def _report_failure(flow, flow_run, state) -> None:
     )
     try:
         # Running the same input again cannot mend a problem with the input itself.
-        WebAppClient.from_environment(analysis_id).status("failed", error=reason, retryable=not input_error)
+        WebAppClient.from_environment(analysis_id).status(
+            AnalysisStatus.FAILED, error=reason, retryable=not input_error, attempts=FAILURE_ATTEMPTS
+        )
     except ReportingError as exc:
         log.warning("Could not report the failure of analysis %s: %s", analysis_id, exc)
 
@@ -145,7 +145,7 @@ def _run_steps(
 
     def unscored(reason: str, pose: PoseSequence | None) -> dict[str, Any]:
         results = build_results(
-            outcome=OUTCOME_NO_SKIER, pose=pose, metrics=None, outputs={"results_json": "results.json"},
+            outcome=Outcome.NO_SKIER_FOUND, pose=pose, metrics=None, outputs=_outputs(ArtifactKind.RESULTS_JSON),
             warnings=[*warnings, reason], **common,
         )
         return steps.export(results, skier, None, None, out_dir)
@@ -172,16 +172,21 @@ def _run_steps(
         for finding in findings if finding["still"]
     )
     with timed("render"):
-        video = steps.render(info, skier, smoothed, found, config, out_dir, stills)
-    outputs = {
-        "video": Path(video).name, "landmarks_csv": "landmarks.csv", "turns_csv": "turns.csv",
-        "chart": "metrics.png", "results_json": "results.json",
-    } | {f"finding_{finding['rank']}": finding["still"] for finding in findings if finding["still"]}
+        steps.render(info, skier, smoothed, found, config, out_dir, stills)
+    outputs = _outputs(
+        ArtifactKind.VIDEO, ArtifactKind.LANDMARKS_CSV, ArtifactKind.LANDMARKS_PARQUET, ArtifactKind.TURNS_CSV,
+        ArtifactKind.TURNS_PARQUET, ArtifactKind.CHART, ArtifactKind.RESULTS_JSON,
+    ) | {still_kind(finding["rank"]).value: finding["still"] for finding in findings if finding["still"]}
     results = build_results(
-        outcome=OUTCOME_COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings,
+        outcome=Outcome.COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings,
         findings=findings, **common
     )
     return steps.export(results, skier, smoothed, found, out_dir)
+
+
+def _outputs(*kinds: ArtifactKind) -> dict[str, str]:
+    """The output files of `kinds`, by kind, as `results.json`'s `outputs` lists them."""
+    return {kind.value: OUTPUT_FILES[kind] for kind in kinds}
 
 
 def _unscorable(skier: SkierTrack, config: AnalysisConfig) -> str | None:

@@ -1,21 +1,24 @@
-"""The analysis files: `landmarks.csv` (a row per frame) and `results.json` (everything else).
+"""The analysis files: the landmarks (a row per frame) and the turns (a row per turn), each as
+CSV and as Parquet through pandas DataFrames, and `results.json` (everything else, see
+`tasks/contract.py`). The README documents each table's columns.
 
-Both are written to a temporary name and renamed, so a reader never sees half a file.
+Each is written to a temporary name and renamed, so a reader never sees half a file. pandas is
+imported only when the tables are written, not with the flow.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
 from tasks.config import AnalysisConfig
+from tasks.contract import SCHEMA_VERSION, Results
 from tasks.files import atomic_path
 from tasks.landmarks import LANDMARK_NAMES
 from tasks.pose import PoseSequence
@@ -24,7 +27,9 @@ from tasks.turns import TechniqueMetrics, Turn
 from tasks.video import VideoInfo
 from tasks.wording import summary_score, turn_score
 
-SCHEMA_VERSION = "1.0"
+if TYPE_CHECKING:
+    import pandas as pd
+
 # Per landmark: image position (px), world position (m) and visibility (0-1).
 LANDMARK_AXES = ("x_px", "y_px", "x_m", "y_m", "z_m", "visibility")
 FRAME_COLUMNS = ("frame", "time_s", "skier_x1", "skier_y1", "skier_x2", "skier_y2", "pose_detected")
@@ -36,11 +41,16 @@ TURN_COLUMNS = tuple(Turn.__dataclass_fields__)
 
 
 def landmark_columns() -> list[str]:
+    """The landmark columns of `landmarks.csv`: `<landmark>.<axis>` for each landmark and axis."""
     return [f"{name}.{axis}" for name in LANDMARK_NAMES for axis in LANDMARK_AXES]
 
 
-def write_landmarks_csv(path: Path, skier: SkierTrack, pose: PoseSequence, metrics: TechniqueMetrics) -> Path:
-    """One row per frame of the window; landmark and angle cells are empty where there is no pose."""
+def landmarks_table(skier: SkierTrack, pose: PoseSequence, metrics: TechniqueMetrics) -> pd.DataFrame:
+    """One row per frame of the window (the layout of `landmarks.csv`, see the README): the
+    frame, its time, the skier's box, the angles and every landmark's position and visibility,
+    rounded as written; NaN where there is no value (no pose, no box)."""
+    import pandas as pd
+
     frames = len(pose.times_s)
     angles = metrics.angles
     per_frame = np.round(
@@ -55,27 +65,74 @@ def write_landmarks_csv(path: Path, skier: SkierTrack, pose: PoseSequence, metri
         axis=2,
     ).reshape(frames, -1)
     boxes = np.round(skier.boxes, 1)
-    with _atomic(path, newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*FRAME_COLUMNS, *METRIC_COLUMNS, *landmark_columns()])
-        for i in range(frames):
-            writer.writerow(
-                [
-                    i, f"{pose.times_s[i]:.4f}", *_cells(boxes[i]), int(pose.detected[i]),
-                    int(metrics.turn_of_frame[i]), *_cells(per_frame[i]), *_cells(landmarks[i]),
-                ]
-            )
-    return path
+    columns: dict[str, Any] = {
+        "frame": np.arange(frames),
+        "time_s": np.asarray(pose.times_s, dtype=np.float64),
+        **{name: boxes[:, i] for i, name in enumerate(FRAME_COLUMNS[2:6])},
+        "pose_detected": pose.detected.astype(np.int64),
+        "turn_index": np.asarray(metrics.turn_of_frame, dtype=np.int64),
+        **{name: per_frame[:, i] for i, name in enumerate(METRIC_COLUMNS[1:])},
+        **{name: landmarks[:, i] for i, name in enumerate(landmark_columns())},
+    }
+    return pd.DataFrame(columns)
 
 
-def write_turns_csv(path: Path, metrics: TechniqueMetrics) -> Path:
-    """One row per turn, partial ones included and flagged."""
-    with _atomic(path, newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=TURN_COLUMNS)
-        writer.writeheader()
-        for turn in metrics.turns:
-            writer.writerow({key: "" if value is None else value for key, value in turn.as_dict().items()})
-    return path
+def tidy_landmarks(table: pd.DataFrame) -> pd.DataFrame:
+    """`landmarks_table` as `landmarks.parquet` holds it: one row per frame and landmark, with
+    the frame's own columns beside each landmark's `x_px` ... `visibility`; nulls where there
+    is no value, `landmark` as a category, `pose_detected` as a boolean."""
+    import pandas as pd
+
+    frames, count = len(table), len(LANDMARK_NAMES)
+    per_frame = table[[*FRAME_COLUMNS, *METRIC_COLUMNS]].loc[np.repeat(table.index.to_numpy(), count)]
+    tidy = per_frame.reset_index(drop=True)
+    tidy["pose_detected"] = tidy["pose_detected"].astype(bool)
+    tidy.insert(len(tidy.columns), "landmark", pd.Categorical(np.tile(LANDMARK_NAMES, frames), LANDMARK_NAMES))
+    values = table[landmark_columns()].to_numpy().reshape(frames * count, len(LANDMARK_AXES))
+    for i, axis in enumerate(LANDMARK_AXES):
+        tidy[axis] = values[:, i]
+    nullable = ["skier_x1", "skier_y1", "skier_x2", "skier_y2", *METRIC_COLUMNS[1:], *LANDMARK_AXES]
+    return tidy.astype({name: "Float64" for name in nullable})
+
+
+def write_landmarks(csv_path: Path, parquet_path: Path, table: pd.DataFrame) -> None:
+    """Write `landmarks.csv` (one row per frame, empty cells where there is no value) and
+    `landmarks.parquet` (`tidy_landmarks`)."""
+    cells = table.astype({"time_s": object})
+    cells["time_s"] = [f"{t:.4f}" for t in table["time_s"]]
+    with _atomic(csv_path, newline="") as handle:
+        cells.to_csv(handle, index=False, na_rep="", lineterminator="\r\n")
+    _write_parquet(parquet_path, tidy_landmarks(table))
+
+
+def turns_table(metrics: TechniqueMetrics) -> pd.DataFrame:
+    """One row per turn, partial ones included and flagged, the columns of `contract.Turn`,
+    each cell the value `results.json` holds (None where there is none)."""
+    import pandas as pd
+
+    return pd.DataFrame([turn.as_dict() for turn in metrics.turns], columns=list(TURN_COLUMNS), dtype=object)
+
+
+def write_turns(csv_path: Path, parquet_path: Path, table: pd.DataFrame) -> None:
+    """Write `turns.csv` and `turns.parquet` (typed columns, nulls where there is no value)."""
+    with _atomic(csv_path, newline="") as handle:
+        table.to_csv(handle, index=False, na_rep="", lineterminator="\r\n")
+    _write_parquet(parquet_path, table.astype(_TURN_DTYPES))
+
+
+# The Parquet type of each turn column (nullable: a partial turn has no scores).
+_TURN_DTYPES = {
+    name: "Int64" if name in ("index", "start_frame", "apex_frame", "end_frame", "edged_frames")
+    else "boolean" if name in ("partial", "uncertain")
+    else "string" if name in ("direction", "uncertain_reason")
+    else "Float64"
+    for name in TURN_COLUMNS
+}
+
+
+def _write_parquet(path: Path, table: pd.DataFrame) -> None:
+    with atomic_path(path) as partial:
+        table.to_parquet(partial, index=False, engine="pyarrow")
 
 
 def build_results(
@@ -176,15 +233,22 @@ def _frame_angles(metrics: TechniqueMetrics, index: int) -> dict[str, Any]:
     }
 
 
+def write_results(path: Path, results: dict[str, Any]) -> Path:
+    """Write `results.json`, once the results are checked against the contract
+    (`contract.Results`).
+
+    Raises:
+        pydantic.ValidationError: The results do not match the contract.
+    """
+    Results.model_validate(results)
+    return write_json(path, results)
+
+
 def write_json(path: Path, data: dict[str, Any]) -> Path:
     with _atomic(path) as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")
     return path
-
-
-def _cells(values: np.ndarray) -> list[str]:
-    return ["" if np.isnan(v) else repr(float(v)) for v in values]
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.contract import OUTPUT_FILES, still_kind
 from tasks.wording import different, quantity, turns_phrase
 
 # At most this many findings are reported, the most important first.
@@ -313,7 +314,7 @@ class Finding:
 
 def still_name(rank: int) -> str:
     """The file name of the still of the finding ranked `rank`."""
-    return f"finding-{rank}.jpg"
+    return OUTPUT_FILES[still_kind(rank)]
 
 
 def find_findings(

@@ -16,7 +16,16 @@ from prefect.artifacts import create_markdown_artifact
 from tasks.config import AnalysisConfig
 from tasks.errors import PoserError
 from tasks.charts import plot_metrics
-from tasks.export import angle_rows, summary_markdown, write_json, write_landmarks_csv, write_turns_csv
+from tasks.contract import OUTPUT_FILES, ArtifactKind
+from tasks.export import (
+    angle_rows,
+    landmarks_table,
+    summary_markdown,
+    turns_table,
+    write_landmarks,
+    write_results,
+    write_turns,
+)
 from tasks.findings import find_findings, findings_as_dicts
 from tasks.frontal import frontal_angles
 from tasks.keypoints import second_opinion
@@ -104,7 +113,7 @@ def render(
     config: AnalysisConfig, out_dir: str, stills: tuple[Still, ...] = (),
 ) -> str:
     """Write `overlay.mp4`, and each of `stills` as a JPEG beside it, in one pass over the frames."""
-    path = Path(out_dir) / "overlay.mp4"
+    path = Path(out_dir) / OUTPUT_FILES[ArtifactKind.VIDEO]
     with stage("render", info.frames_in_trim) as progress:
         render_overlay(info, skier.boxes, smoothed, found, config.render, path, progress, stills)
     return str(path)
@@ -114,14 +123,20 @@ def render(
 def export(
     results: dict, skier: SkierTrack, smoothed: PoseSequence | None, found: TechniqueMetrics | None, out_dir: str
 ) -> dict:
-    """Write `landmarks.csv`, `turns.csv` and `metrics.png` (when there is a pose) and
-    `results.json`; returns the results."""
+    """Write the landmarks and the turns (CSV and Parquet) and `metrics.png` (when there is a
+    pose) and `results.json`; returns the results."""
     out = Path(out_dir)
     if smoothed is not None and found is not None:
-        write_landmarks_csv(out / "landmarks.csv", skier, smoothed, found)
-        write_turns_csv(out / "turns.csv", found)
-        plot_metrics(smoothed.times_s, found, out / "metrics.png")
-    write_json(out / "results.json", results)
+        write_landmarks(
+            out / OUTPUT_FILES[ArtifactKind.LANDMARKS_CSV], out / OUTPUT_FILES[ArtifactKind.LANDMARKS_PARQUET],
+            landmarks_table(skier, smoothed, found),
+        )
+        write_turns(
+            out / OUTPUT_FILES[ArtifactKind.TURNS_CSV], out / OUTPUT_FILES[ArtifactKind.TURNS_PARQUET],
+            turns_table(found),
+        )
+        plot_metrics(smoothed.times_s, found, out / OUTPUT_FILES[ArtifactKind.CHART])
+    write_results(out / OUTPUT_FILES[ArtifactKind.RESULTS_JSON], results)
     return results
 
 

@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from tasks.comparison import compare_results, history_point
+from tasks.contract import AnalysisStatus
 from webapp.auth import current_user, login_required
 from webapp.db import db
 from webapp.inputs import is_uuid, json_object, positive_int, text
 from webapp.limits import Limit, enforce
-from webapp.models import Analysis, AnalysisStatus, Upload, User
+from webapp.models import Analysis, Upload, User
 from webapp.orchestration import (
     OrchestrationError,
     cancel_flow_run,

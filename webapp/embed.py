@@ -16,6 +16,7 @@ from datetime import timedelta
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, url_for
 from sqlalchemy import select, update
 
+from tasks.contract import AnalysisStatus
 from webapp.analyses import check_upload, clip_request, download_link, is_seconds, new_analysis, run_again
 from webapp.auth import email_from, user_for_email
 from webapp.db import db
@@ -24,7 +25,7 @@ from webapp.inputs import client_key, is_uuid, json_object
 from webapp.limits import Limit, enforce
 from webapp.links import public_url
 from webapp.mail import send_or_abort
-from webapp.models import Analysis, AnalysisStatus, EmbedToken, Partner, utcnow
+from webapp.models import Analysis, EmbedToken, Partner, utcnow
 from webapp.orchestration import OrchestrationError, refresh_status, start_analysis
 from webapp.partners import SLUG, origin_allowed, parse_origin
 from webapp.storage import storage
@@ -86,7 +87,7 @@ def submit(slug: str):
     """Create the visitor's analysis and an upload URL. The confirmation email goes out once
     the upload is complete."""
     partner, settings = g.partner, current_app.config
-    payload = _json()
+    payload = json_object()
     email = email_from(payload)
     if payload.get("trim_start_s") is None or payload.get("trim_end_s") is None:
         abort(400, f"Choose the part of the clip to analyse (at most {partner.max_trim_s:g} s).")
@@ -120,7 +121,7 @@ def submit(slug: str):
 @bp.post("/<slug>/upload-complete")
 def upload_complete(slug: str):
     """Check the clip arrived whole and email the visitor the link that starts the analysis."""
-    analysis = _visitor_analysis(_json().get("analysis_id"))
+    analysis = _visitor_analysis(json_object().get("analysis_id"))
     if analysis.status != AnalysisStatus.AWAITING_UPLOAD:
         abort(409, "This clip has already been received. Check your email for the link that starts the analysis.")
     check_upload(analysis, storage())
@@ -319,7 +320,3 @@ def _skier_hint(value) -> dict | None:
 
 def _max_upload_bytes(partner: Partner) -> int:
     return min(partner.max_upload_bytes, current_app.config["MAX_UPLOAD_BYTES"])
-
-
-def _json() -> dict:
-    return json_object()

@@ -6,39 +6,36 @@ retried task sends the same request again), so repeating one changes nothing.
 
 from __future__ import annotations
 
-import hmac
 import posixpath
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify
 from sqlalchemy import select
 
+from tasks.contract import (
+    FINAL_STATUSES,
+    REPORTED_STATUSES,
+    AnalysisStatus,
+    ArtifactKind,
+    ContractError,
+    ResultsReport,
+    Turn,
+    check_fields,
+)
 from webapp.db import db
 from webapp.inputs import is_uuid, json_object
-from webapp.models import Analysis, AnalysisStatus, Artifact
+from webapp.models import Analysis, Artifact
 from webapp.notifications import notify_outcome
 from webapp.orchestration import reopen
+from webapp.workers import require_worker_secret
 
 bp = Blueprint("internal", __name__, url_prefix="/api/internal")
-
-SECRET_HEADER = "X-Poser-Internal-Secret"
-FINAL_STATUSES = {AnalysisStatus.COMPLETE, AnalysisStatus.NO_SKIER_FOUND, AnalysisStatus.FAILED, AnalysisStatus.CANCELLED}
-_REPORTED_STATUSES = {AnalysisStatus.PROCESSING} | FINAL_STATUSES - {AnalysisStatus.CANCELLED}
-
-
-@bp.before_request
-def require_secret():
-    expected = current_app.config["INTERNAL_SECRET"]
-    sent = request.headers.get(SECRET_HEADER, "")
-    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        abort(403, "Internal endpoint.")
-    # The workers' reports (a results summary) may be larger than the public API's bodies.
-    request.max_content_length = current_app.config["INTERNAL_MAX_CONTENT_LENGTH"]
+bp.before_request(require_worker_secret)
 
 
 @bp.put("/analyses/<analysis_id>/progress")
 def put_progress(analysis_id: str):
     analysis = _analysis(analysis_id)
-    payload = _json()
+    payload = json_object()
     progress = payload.get("progress")
     if not isinstance(progress, (int, float)) or not 0 <= progress <= 100:
         abort(400, "progress must be a percentage.")
@@ -59,12 +56,15 @@ def put_status(analysis_id: str):
     emailed. A cancelled analysis stays cancelled.
     """
     analysis = _analysis(analysis_id)
-    payload = _json()
+    payload = json_object()
     status = payload.get("status")
-    if not isinstance(status, str) or status not in _REPORTED_STATUSES:
-        abort(400, f"status must be one of {sorted(_REPORTED_STATUSES)}.")
-    if not isinstance(payload.get("results"), (dict, type(None))):
+    if not isinstance(status, str) or status not in REPORTED_STATUSES:
+        abort(400, f"status must be one of {sorted(REPORTED_STATUSES)}.")
+    results = payload.get("results")
+    if not isinstance(results, (dict, type(None))):
         abort(400, "results must be a JSON object.")
+    if results is not None:
+        _check(ResultsReport, results, "results")
     if analysis.status == AnalysisStatus.CANCELLED:
         return jsonify(analysis=analysis.as_dict())
     if status == AnalysisStatus.PROCESSING:
@@ -74,7 +74,7 @@ def put_status(analysis_id: str):
             analysis.status = AnalysisStatus.PROCESSING
         db.session.commit()
         return jsonify(analysis=analysis.as_dict())
-    analysis.status = status
+    analysis.status = AnalysisStatus(status)
     analysis.error = str(payload["error"])[:2000] if payload.get("error") else None
     analysis.retryable = payload.get("retryable") is not False if status == AnalysisStatus.FAILED else None
     if payload.get("results") is not None:
@@ -89,7 +89,7 @@ def put_status(analysis_id: str):
 @bp.put("/analyses/<analysis_id>/edge-similarity")
 def put_edge_similarity(analysis_id: str):
     analysis = _analysis(analysis_id)
-    payload = _json()
+    payload = json_object()
     for side in ("overall", "left", "right"):
         value = payload.get(side)
         if value is not None and (not isinstance(value, (int, float)) or not 0 <= value <= 100):
@@ -103,9 +103,11 @@ def put_edge_similarity(analysis_id: str):
 def post_turns(analysis_id: str):
     """Replace the analysis's turns with the list sent."""
     analysis = _analysis(analysis_id)
-    turns = _json().get("turns")
+    turns = json_object().get("turns")
     if not isinstance(turns, list) or not all(isinstance(turn, dict) for turn in turns):
         abort(400, "turns must be a list of turns.")
+    for number, turn in enumerate(turns):
+        _check(Turn, turn, f"turns[{number}]")
     analysis.turns = turns
     db.session.commit()
     return jsonify(turns=len(turns))
@@ -114,7 +116,7 @@ def post_turns(analysis_id: str):
 @bp.post("/artifacts")
 def post_artifact():
     """Record a stored output of an analysis; the same kind again replaces the record."""
-    payload = _json()
+    payload = json_object()
     analysis = _analysis(payload.get("analysis_id"))
     fields = {name: payload.get(name) for name in ("kind", "key", "content_type", "sha256")}
     if not all(isinstance(value, str) and value for value in fields.values()):
@@ -127,6 +129,8 @@ def post_artifact():
     for name in ("kind", "content_type", "sha256"):
         if len(fields[name]) > 100:
             abort(400, f"{name} is too long.")
+    if fields["kind"] not in set(ArtifactKind):
+        abort(400, f"kind must be one of {sorted(ArtifactKind)}.")
     artifact = db.session.scalar(
         select(Artifact).where(Artifact.analysis_id == analysis.id, Artifact.kind == fields["kind"])
     ) or Artifact(analysis_id=analysis.id)
@@ -155,5 +159,9 @@ def _analysis(analysis_id) -> Analysis:
     return analysis
 
 
-def _json() -> dict:
-    return json_object()
+def _check(model: type[ResultsReport] | type[Turn], data: dict, what: str) -> None:
+    """400 when a report does not match the contract (`tasks/contract.py`), saying where."""
+    try:
+        check_fields(model, data)
+    except ContractError as exc:
+        abort(400, f"{what} do not match the results schema: {exc}")

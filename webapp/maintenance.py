@@ -7,16 +7,17 @@ from datetime import timedelta
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import delete, select
 
+from tasks.contract import AnalysisStatus
 from webapp import limits, sessions
 from webapp.db import db
-from webapp.internal import require_secret
-from webapp.models import Analysis, AnalysisStatus, EmbedToken, VerificationCode, utcnow
+from webapp.models import Analysis, EmbedToken, VerificationCode, utcnow
 from webapp.notifications import notify_outcome, pending_notifications
 from webapp.orchestration import RUNNING_STATUSES, apply_flow_run_state, flow_run_states
 from webapp.storage import storage
+from webapp.workers import require_worker_secret
 
 bp = Blueprint("maintenance", __name__, url_prefix="/api/internal")
-bp.before_request(require_secret)
+bp.before_request(require_worker_secret)
 
 
 @bp.post("/maintenance")

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from tasks.comparison import headline
+from tasks.contract import AnalysisStatus
 from webapp.db import db
 
 
@@ -64,17 +65,6 @@ class VerificationCode(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-
-
-class AnalysisStatus:
-    AWAITING_UPLOAD = "awaiting_upload"
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    COMPLETE = "complete"
-    AWAITING_CONFIRMATION = "awaiting_confirmation"
-    NO_SKIER_FOUND = "no_skier_found"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 class Analysis(db.Model):

@@ -10,11 +10,12 @@ import logging
 
 from sqlalchemy import select
 
+from tasks.contract import AnalysisStatus
 from webapp.db import db
 from webapp.links import public_url
 from webapp.tokens import results_token
 from webapp.mail import send_mail
-from webapp.models import Analysis, AnalysisStatus
+from webapp.models import Analysis
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import func, update
 
+from tasks.contract import AnalysisStatus
 from webapp.db import db
-from webapp.models import Analysis, AnalysisStatus
+from webapp.models import Analysis
 from webapp.notifications import notify_outcome
 from webapp.storage import LocalStorage, S3Storage
 

@@ -13,10 +13,11 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
+from tasks.contract import AnalysisStatus
 from webapp.auth import current_user, login_required, user_for_email
 from webapp.db import db
 from webapp.inputs import email_address, json_object
-from webapp.models import Analysis, AnalysisStatus, Partner
+from webapp.models import Analysis, Partner
 
 bp = Blueprint("partners", __name__, url_prefix="/api/partners")
 cli = AppGroup("partners", help="Create, change and list partners.")
