@@ -40,7 +40,7 @@ def seed(database_url: str, count: int) -> list[tuple[str, str, dict]]:
     from flask_migrate import upgrade
 
     from webapp import create_app
-    from webapp.auth import issue_token
+    from webapp.services.accounts import issue_token
     from webapp.db import db
     from webapp.embed import VISITOR_HEADER
     from webapp.models import Analysis, AnalysisStatus, EmbedToken, Partner, User, utcnow

@@ -47,8 +47,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # `limits` and `sessions` hold tables of their own: imported so the metadata has them.
     from webapp import (  # noqa: F401
         account, analyses, auth, contact, embed, headers, health, internal, limits, maintenance, pages, partners,
-        sessions, storage,
+        sessions, storage_links,
     )
+    from webapp.services import accounts
 
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
@@ -61,10 +62,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(partners.cli)
     app.register_blueprint(embed.bp)
     app.register_blueprint(analyses.bp)
-    app.register_blueprint(storage.bp)
+    app.register_blueprint(storage_links.bp)
     headers.init_app(app)
+    accounts.init_app(app)
     _register_error_handlers(app)
-    app.context_processor(lambda: {"current_user": auth.current_user()})
     return app
 
 

@@ -8,10 +8,10 @@ from flask import Blueprint, abort, session
 from sqlalchemy import delete, select
 
 from webapp import sessions
-from webapp.analyses import remove_analysis
-from webapp.auth import current_user, login_required
 from webapp.db import db
 from webapp.models import Analysis, EmbedToken, Partner, VerificationCode
+from webapp.services.accounts import current_user, login_required
+from webapp.services.analyses import remove_analysis
 
 bp = Blueprint("account", __name__, url_prefix="/api/account")
 security_log = logging.getLogger("poser.security")

@@ -15,27 +15,30 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
 
-from flask import Blueprint, abort, current_app, g, jsonify, request, session
-from sqlalchemy import and_, case, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from flask import Blueprint, abort, current_app, g, jsonify, session
+from sqlalchemy import and_, case, or_, update
 
 from webapp import sessions
 from webapp.db import db
-from webapp.inputs import client_key, email_address, json_object
+from webapp.inputs import client_key, json_object
 from webapp.limits import Limit, enforce
 from webapp.mail import send_or_abort
-from webapp.models import User, VerificationCode, utcnow
+from webapp.models import VerificationCode, utcnow
+from webapp.services.accounts import (
+    check_csrf,
+    current_user,
+    email_from,
+    issue_token,
+    signed_in_user,
+    user_for_email,
+)
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 security_log = logging.getLogger("poser.security")
 
-_UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _CODE = re.compile(r"^[0-9]{6}$")
-CSRF_HEADER = "X-CSRF-Token"
 INVALID_CODE = "This code is not valid. Check the newest email from Poser, or request a new code."
 
 
@@ -152,7 +155,7 @@ def logout():
     other site can sign people out."""
     user = current_user()
     if user is not None:
-        _check_csrf()
+        check_csrf()
         sessions.revoke(g.auth_session)
         db.session.commit()
     session.clear()
@@ -162,7 +165,7 @@ def logout():
 @bp.post("/logout-everywhere")
 def logout_everywhere():
     """End every session and bearer token of the signed-in user, on every device."""
-    user = _signed_in()
+    user = signed_in_user()
     ended = sessions.revoke_all(user.id)
     db.session.commit()
     security_log.info("signed out everywhere: user=%s sessions=%d", user.id, ended)
@@ -173,7 +176,7 @@ def logout_everywhere():
 @bp.post("/token")
 def renew_token():
     """Exchange a live bearer token for a new one; the old one stops working."""
-    _signed_in()
+    signed_in_user()
     if g.auth_method != "token":
         abort(400, "Send the bearer token to renew in the Authorization header.")
     renewed = sessions.renew(g.auth_session, current_app.config["API_TOKEN_TTL_S"])
@@ -191,80 +194,7 @@ def me():
     return jsonify(user=user.as_dict(), csrf_token=session.get("csrf"))
 
 
-def current_user() -> User | None:
-    """The signed-in user, from a bearer token or the session cookie; None if neither is live."""
-    if "current_user" not in g:
-        g.current_user = _user_from_request()
-    return g.current_user
-
-
-def login_required(view: Callable) -> Callable:
-    """401 unless signed in; cookie-authenticated writes also need the CSRF header."""
-
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        _signed_in()
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
-def _signed_in() -> User:
-    """The signed-in user, after the CSRF check of a cookie write; 401 or 403 otherwise."""
-    user = current_user()
-    if user is None:
-        abort(401, "Sign in first.")
-    _check_csrf()
-    return user
-
-
-def _check_csrf() -> None:
-    if g.auth_method == "session" and request.method in _UNSAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent.encode(), session.get("csrf", "").encode()):
-            abort(403, "Missing or wrong CSRF token.")
-
-
-def _user_from_request() -> User | None:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        g.auth_method = "token"
-        row = sessions.find(header[7:].strip(), sessions.BEARER)
-    else:
-        g.auth_method = "session"
-        sid = session.get("sid")
-        row = sessions.find(sid, sessions.COOKIE) if isinstance(sid, str) else None
-    g.auth_session = row
-    return db.session.get(User, row.user_id) if row is not None else None
-
-
-def issue_token(user: User) -> str:
-    """A new bearer token for `user`, valid for API_TOKEN_TTL_S and renewable until
-    API_TOKEN_MAX_AGE_S from now (added to the session, not committed)."""
-    config = current_app.config
-    _, token = sessions.start(user, sessions.BEARER, config["API_TOKEN_TTL_S"], config["API_TOKEN_MAX_AGE_S"])
-    return token
-
-
 def _hash_code(email: str, code: str) -> str:
     # Keyed with the app secret: a leaked table alone does not let anyone try all 10^6 codes.
     key = current_app.config["SECRET_KEY"].encode()
     return hmac.new(key, f"{email}:{code}".encode(), hashlib.sha256).hexdigest()
-
-
-def user_for_email(email: str) -> User:
-    """The user with this (normalised) email, added now if there is none (not committed)."""
-    user = db.session.scalar(select(User).where(User.email == email))
-    if user is None:
-        try:
-            with db.session.begin_nested():
-                user = User(email=email)
-                db.session.add(user)
-        except IntegrityError:  # a parallel request added the same address first
-            user = db.session.scalar(select(User).where(User.email == email))
-    return user
-
-
-def email_from(payload: dict) -> str:
-    """The normalised `email` of a JSON payload, or a 400 when it is not a valid address."""
-    return email_address(payload.get("email") if isinstance(payload, dict) else None)

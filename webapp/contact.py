@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, jsonify
 
-from webapp.auth import current_user, email_from
 from webapp.inputs import client_key, json_object, text
 from webapp.limits import Limit, enforce
 from webapp.mail import MailError, send_mail
+from webapp.services.accounts import current_user, email_from
 
 bp = Blueprint("contact", __name__, url_prefix="/api")
 

@@ -14,20 +14,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template, request, url_for
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from tasks.contract import AnalysisStatus
-from webapp.analyses import check_upload, clip_request, download_link, is_seconds, new_analysis, run_again
-from webapp.auth import email_from, user_for_email
 from webapp.db import db
-from webapp.headers import allow_framing_by
+from webapp.headers import frame_ancestors
 from webapp.inputs import client_key, is_uuid, json_object
 from webapp.limits import Limit, enforce
 from webapp.links import public_url
 from webapp.mail import send_or_abort
 from webapp.models import Analysis, EmbedToken, Partner, utcnow
 from webapp.orchestration import OrchestrationError, refresh_status, start_analysis
-from webapp.partners import SLUG, origin_allowed, parse_origin
+from webapp.services.accounts import email_from, user_for_email
+from webapp.services.analyses import check_upload, clip_request, download_link, is_seconds, new_analysis, run_again
+from webapp.services.embed_tokens import analysis_for_results_token, claim
+from webapp.services.partners import SLUG, origin_allowed, parse_origin
 from webapp.storage import storage
 from webapp.tokens import matches, new_confirmation_token, results_token, token_hash, visitor_key
 
@@ -185,7 +186,7 @@ def confirm():
     if embed.expires_at <= utcnow():
         return _confirm_page(410, "This link has expired",
                              f"Upload your clip again in the widget on {partner}'s site.")
-    if not _claim(embed):
+    if not claim(embed):
         return _confirm_page(410, "This link has already been used", "Your analysis has started.", embed)
     analysis = embed.analysis
     # The address's owner asked for it: from now on it is their analysis.
@@ -220,22 +221,6 @@ def download(token: str, kind: str):
     return download_link(analysis_for_results_token(token), kind)
 
 
-def analysis_for_results_token(token: str) -> Analysis:
-    """The analysis a results link points at; 404 for anything else."""
-    embed = db.session.scalar(select(EmbedToken).where(EmbedToken.results_token_hash == token_hash(token)))
-    if embed is None or embed.confirmed_at is None:
-        abort(404, "No such results.")
-    return embed.analysis
-
-
-def frame_ancestors(response, partner: Partner | None):
-    """Let a page be framed by the partner's sites only (or by no site without a partner)."""
-    if partner:
-        allow_framing_by(["'self'", *(f"{scheme}://{domain}" for domain in partner.allowed_domains
-                                      for scheme in ("https", "http"))])
-    return response
-
-
 def _visitor_analysis(analysis_id) -> Analysis:
     """The partner's analysis with this id, if the request carries its visitor key; 404 otherwise,
     the same whether the id exists or not."""
@@ -244,15 +229,6 @@ def _visitor_analysis(analysis_id) -> Analysis:
     if analysis is None or analysis.partner_id != g.partner.id or not matches(visitor_key(analysis.id), sent):
         abort(404, "No such analysis.")
     return analysis
-
-
-def _claim(embed: EmbedToken) -> bool:
-    """Mark the link used; False when another request got there first."""
-    claimed = db.session.execute(
-        update(EmbedToken).where(EmbedToken.id == embed.id, EmbedToken.confirmed_at.is_(None)).values(confirmed_at=utcnow())
-    ).rowcount
-    db.session.commit()
-    return claimed == 1
 
 
 def _send_confirmation(embed: EmbedToken, token: str) -> None:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, request
 
+from webapp.models import Partner
+
 _PERMISSIONS = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
 
@@ -23,6 +25,14 @@ def init_app(app: Flask) -> None:
 def allow_framing_by(sources: list[str]) -> None:
     """Let this request's page be framed by `sources` (CSP source expressions) instead of no one."""
     g.frame_ancestors = sources
+
+
+def frame_ancestors(response, partner: Partner | None):
+    """Let a page be framed by the partner's sites only (or by no site without a partner)."""
+    if partner:
+        allow_framing_by(["'self'", *(f"{scheme}://{domain}" for domain in partner.allowed_domains
+                                      for scheme in ("https", "http"))])
+    return response
 
 
 def add_security_headers(response: Response) -> Response:

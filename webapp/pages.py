@@ -10,8 +10,9 @@ from urllib.parse import urljoin, urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, send_from_directory, url_for
 
-from webapp.auth import current_user
-from webapp.embed import analysis_for_results_token, frame_ancestors
+from webapp.headers import frame_ancestors
+from webapp.services.accounts import current_user
+from webapp.services.embed_tokens import analysis_for_results_token
 
 bp = Blueprint("pages", __name__)
 
