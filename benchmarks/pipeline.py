@@ -54,7 +54,7 @@ def measure(clip: Path, seconds: float | None, device: str, settings: list[str])
     from tasks.render import render_overlay
     from tasks.smoothing import smooth_pose
     from tasks.tracking import detect_and_track, select_skier
-    from tasks.turns import analyse_turns
+    from tasks.turns import analyze_turns
     from tasks.video import probe_video
 
     config = load_config(overrides=parse_settings(settings))
@@ -75,7 +75,7 @@ def measure(clip: Path, seconds: float | None, device: str, settings: list[str])
     raw = timed("pose", estimate_pose, info, windows, config.pose, require_model(config.models, "pose"), None, keypoints)
     smoothed = timed("smooth", smooth_pose, raw, config.smoothing, config.metrics.camera_side)
     metrics = timed(
-        "metrics", lambda: analyse_turns(smoothed.times_s, frontal_angles(smoothed, config.metrics), config.metrics)
+        "metrics", lambda: analyze_turns(smoothed.times_s, frontal_angles(smoothed, config.metrics), config.metrics)
     )
     with tempfile.TemporaryDirectory() as out:
         timed("render", render_overlay, info, skier.boxes, smoothed, metrics, config.render, Path(out) / "overlay.mp4")

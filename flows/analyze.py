@@ -22,6 +22,7 @@ from tasks.models import require_model
 from tasks.errors import PoserError
 from tasks.objects import is_remote
 from tasks.progress import LogReporter, reporting_to
+from tasks.runlogs import send_to_run_logs
 from tasks.render import Still
 from tasks.reporting import FAILURE_ATTEMPTS, ReportingError, WebAppClient
 from tasks.contract import OUTPUT_FILES, AnalysisStatus, ArtifactKind, Outcome, still_kind
@@ -72,7 +73,6 @@ def analyze_video(
     config_overrides: dict[str, Any] | None = None,
     skier_hint: SkierHint | None = None,
     analysis_id: str | None = None,
-    output_key_prefix: str | None = None,
     output_location: str | None = None,
 ) -> dict[str, Any]:
     """Track the skier, estimate and smooth their pose, find turns and score them, and write
@@ -80,9 +80,10 @@ def analyze_video(
 
     Args:
         video_path: The clip to analyse: a file, or an `s3://` location to download first.
-        out_dir: Folder for `overlay.mp4`, `landmarks.csv`, `turns.csv`, `metrics.png`,
-            `results.json` and a still of each finding's moment (`finding-1.jpg`, ...); a folder
-            under the system's temporary folder when omitted.
+        out_dir: The folder the outputs are written to (`contract.OUTPUT_FILES`: the overlay
+            video, the landmarks and turns as CSV and Parquet, the chart, `results.json` and a
+            still of each finding's moment); a folder under the system's temporary folder when
+            omitted.
         trim_start_s: Start of the analysed part, in seconds.
         trim_end_s: End of the analysed part, in seconds.
         device: `auto`, `cpu`, `cuda` or `mps`; the config's choice when omitted.
@@ -90,14 +91,15 @@ def analyze_video(
         config_overrides: Settings that win over both files.
         skier_hint: Points at the skier when the clip shows several people.
         analysis_id: The web app's analysis this run computes: names the run, and makes it
-            report progress, outputs and outcome to the web app (see `tasks/reporting.py`).
-        output_key_prefix: Storage key of the outputs, as reported to the web app.
-        output_location: Where the outputs are stored for the web app: an `s3://` location to
-            upload them to, or `out_dir` itself (the default).
+            report progress, outputs and outcome to the web app (see `tasks/reporting.py`),
+            each output under the key `contract.outputs_key_prefix(analysis_id)`.
+        output_location: Where the web app's storage keeps the outputs: an `s3://` location
+            to upload them to, or `out_dir` itself (the default: local storage).
 
     Returns:
         The content of `results.json`.
     """
+    send_to_run_logs()
     web_app = WebAppClient.from_environment(analysis_id) if analysis_id else None
     if web_app is not None:
         web_app.attempt_started()
@@ -113,11 +115,11 @@ def analyze_video(
     with reporting_to(LogReporter(on_percent=web_app.progress) if web_app else None):
         results = _run_steps(video_path, out_dir, trim_start_s, trim_end_s, config, resolved_device, skier_hint)
     if web_app is not None:
-        steps.publish(web_app, results, out_dir, output_key_prefix or out_dir, output_location or out_dir)
+        steps.publish(web_app, results, out_dir, output_location or out_dir)
         if scratch and output_location and is_remote(output_location):
             # Uploaded; a failed run keeps its files instead, for a rerun to resume from.
             shutil.rmtree(out_dir, ignore_errors=True)
-    steps.summarise(results, output_location or out_dir)
+    steps.summarize(results, output_location or out_dir)
     return results
 
 
@@ -164,24 +166,24 @@ def _run_steps(
     if sideways >= config.tracking.sideways_min_fraction:
         return unscored(sideways_message(sideways), smoothed)
     with timed("metrics"):
-        found = steps.metrics(smoothed, config)
-        findings = steps.findings(smoothed, found, config)
+        technique = steps.metrics(smoothed, config)
+        findings = steps.findings(smoothed, technique, config)
     # The moment of each finding is saved as a still while the overlay is drawn.
     stills = tuple(
         Still(finding["frame"], finding["still"], f"{finding['rank']}. {finding['title']}")
         for finding in findings if finding["still"]
     )
     with timed("render"):
-        steps.render(info, skier, smoothed, found, config, out_dir, stills)
+        steps.render(info, skier, smoothed, technique, config, out_dir, stills)
     outputs = _outputs(
         ArtifactKind.VIDEO, ArtifactKind.LANDMARKS_CSV, ArtifactKind.LANDMARKS_PARQUET, ArtifactKind.TURNS_CSV,
         ArtifactKind.TURNS_PARQUET, ArtifactKind.CHART, ArtifactKind.RESULTS_JSON,
     ) | {still_kind(finding["rank"]).value: finding["still"] for finding in findings if finding["still"]}
     results = build_results(
-        outcome=Outcome.COMPLETE, pose=smoothed, metrics=found, outputs=outputs, warnings=warnings,
+        outcome=Outcome.COMPLETE, pose=smoothed, metrics=technique, outputs=outputs, warnings=warnings,
         findings=findings, **common
     )
-    return steps.export(results, skier, smoothed, found, out_dir)
+    return steps.export(results, skier, smoothed, technique, out_dir)
 
 
 def _outputs(*kinds: ArtifactKind) -> dict[str, str]:

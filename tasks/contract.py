@@ -92,6 +92,11 @@ OUTPUT_FILES: Mapping[ArtifactKind, str] = {
 ARTIFACT_KINDS: Mapping[str, ArtifactKind] = {name: kind for kind, name in OUTPUT_FILES.items()}
 
 
+def outputs_key_prefix(analysis_id: str) -> str:
+    """The storage key under which an analysis's outputs are kept, without a trailing slash."""
+    return f"analyses/{analysis_id}/outputs"
+
+
 def still_kind(rank: int) -> ArtifactKind:
     """The output kind of the still of the finding ranked `rank` (from 1)."""
     return ArtifactKind(f"finding_{rank}")

@@ -33,6 +33,7 @@ from tasks.contract import (
     ScoresReport,
     StatusReport,
     TurnsReport,
+    outputs_key_prefix,
 )
 from tasks.files import file_sha256
 from tasks.objects import is_remote, upload
@@ -131,9 +132,10 @@ class WebAppClient:
         report = StatusReport(status=status, error=error, results=results, retryable=retryable)
         self._send("PUT", f"analyses/{self.analysis_id}/status", report, attempts)
 
-    def publish(self, results: dict[str, Any], out_dir: str, key_prefix: str, location: str) -> None:
-        """Store (when `location` is remote) and register every output file, then send the
-        turns and scores, then the outcome."""
+    def publish(self, results: dict[str, Any], out_dir: str, location: str) -> None:
+        """Store (when `location` is remote) and register every output file, under
+        `contract.outputs_key_prefix`, then send the turns and scores, then the outcome."""
+        key_prefix = outputs_key_prefix(self.analysis_id)
         for name in results["outputs"].values():
             path = Path(out_dir) / name
             if is_remote(location):

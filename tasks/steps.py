@@ -1,8 +1,10 @@
 """The pipeline steps as Prefect tasks: thin, retryable wrappers over the plain functions.
 
-Results are persisted and cached per flow run (inputs, task source and run id), so a flow
-run that is retried, or rerun from the Prefect UI, resumes after its last completed step.
-Errors meant for the user (`PoserError`) are never retried.
+Results are persisted under an explicit cache key per step (`tasks/caching.py`: the step, its
+source, the flow run, and the clip's sha256 and trim, the configuration and the other inputs
+that identify the analysis), so a flow run that is retried, or rerun from the Prefect UI,
+resumes after its last completed step. A step that fails unexpectedly is tried again after 5,
+then 10 seconds; errors meant for the user (`PoserError`) are never retried.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.tasks import exponential_backoff
 
+from tasks.caching import step_key
+from tasks.charts import plot_metrics
 from tasks.config import AnalysisConfig
 from tasks.errors import PoserError
-from tasks.charts import plot_metrics
 from tasks.contract import OUTPUT_FILES, ArtifactKind
 from tasks.export import (
     angle_rows,
@@ -37,7 +41,7 @@ from tasks.render import Still, render_overlay
 from tasks.reporting import WebAppClient
 from tasks.smoothing import smooth_pose
 from tasks.tracking import SkierHint, SkierTrack, detect_and_track, select_skier
-from tasks.turns import TechniqueMetrics, analyse_turns
+from tasks.turns import TechniqueMetrics, analyze_turns
 from tasks.video import VideoInfo, probe_video
 
 
@@ -46,12 +50,17 @@ def _retry_unless_user_error(task, task_run, state) -> bool:
     return not isinstance(state.result(raise_on_failure=False), PoserError)
 
 
+# The one retry layer: a step's requests (the web app's, S3's) are sent once each.
+_RETRIES = 2
 _RETRYABLE = dict(
-    retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_unless_user_error, persist_result=True
+    retries=_RETRIES,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5)(_RETRIES),
+    retry_condition_fn=_retry_unless_user_error,
+    persist_result=True,
 )
 
 
-@task(name="probe", **_RETRYABLE)
+@task(name="probe", cache_key_fn=step_key("video_path", "trim_start_s", "trim_end_s", "config"), **_RETRYABLE)
 def probe(video_path: str, trim_start_s: float | None, trim_end_s: float | None, config: AnalysisConfig) -> VideoInfo:
     with stage("probe", 1) as progress:
         info = probe_video(
@@ -62,7 +71,7 @@ def probe(video_path: str, trim_start_s: float | None, trim_end_s: float | None,
     return info
 
 
-@task(name="detect-and-track", **_RETRYABLE)
+@task(name="detect-and-track", cache_key_fn=step_key("info", "config", "device", "hint"), **_RETRYABLE)
 def track(info: VideoInfo, config: AnalysisConfig, device: str, hint: SkierHint | None) -> SkierTrack:
     model = require_model(config.models, "detector")
     with stage("track", info.frames_in_trim) as progress:
@@ -70,7 +79,7 @@ def track(info: VideoInfo, config: AnalysisConfig, device: str, hint: SkierHint 
     return select_skier(detections, config.tracking, hint, info.trim_start_s)
 
 
-@task(name="pose", **_RETRYABLE)
+@task(name="pose", cache_key_fn=step_key("info", "config", "device"), **_RETRYABLE)
 def pose(info: VideoInfo, skier: SkierTrack, config: AnalysisConfig, device: str) -> PoseSequence:
     model = require_model(config.models, "pose")
     windows = crop_windows(skier.boxes, info.fps, config.pose)
@@ -79,7 +88,7 @@ def pose(info: VideoInfo, skier: SkierTrack, config: AnalysisConfig, device: str
         return estimate_pose(info, windows, config.pose, model, progress, keypoints)
 
 
-@task(name="smooth", **_RETRYABLE)
+@task(name="smooth", cache_key_fn=step_key("config"), **_RETRYABLE)
 def smooth(raw: PoseSequence, config: AnalysisConfig) -> PoseSequence:
     with stage("smooth", 1) as progress:
         smoothed = smooth_pose(raw, config.smoothing, config.metrics.camera_side)
@@ -87,73 +96,75 @@ def smooth(raw: PoseSequence, config: AnalysisConfig) -> PoseSequence:
     return smoothed
 
 
-@task(name="metrics", **_RETRYABLE)
+@task(name="metrics", cache_key_fn=step_key("config"), **_RETRYABLE)
 def metrics(smoothed: PoseSequence, config: AnalysisConfig) -> TechniqueMetrics:
     with stage("metrics", 1) as progress:
         angles = frontal_angles(smoothed, config.metrics)
-        found = analyse_turns(smoothed.times_s, angles, config.metrics)
+        technique = analyze_turns(smoothed.times_s, angles, config.metrics)
         progress(1)
-    return found
+    return technique
 
 
-@task(name="findings", **_RETRYABLE)
-def findings(smoothed: PoseSequence, found: TechniqueMetrics, config: AnalysisConfig) -> list[dict]:
+@task(name="findings", cache_key_fn=step_key("config"), **_RETRYABLE)
+def findings(smoothed: PoseSequence, technique: TechniqueMetrics, config: AnalysisConfig) -> list[dict]:
     """The ranked findings (`tasks/findings.py`), as `results.json` holds them."""
     times = smoothed.times_s
     frame_s = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
     ranked = find_findings(
-        found.as_dict(), angle_rows(times, found), frame_s=frame_s, edged_fraction=config.metrics.edged_fraction
+        technique.as_dict(), angle_rows(times, technique), frame_s=frame_s,
+        edged_fraction=config.metrics.edged_fraction,
     )
     return findings_as_dicts(ranked)
 
 
-@task(name="render", **_RETRYABLE)
+@task(name="render", cache_key_fn=step_key("info", "config", "out_dir", "stills"), **_RETRYABLE)
 def render(
-    info: VideoInfo, skier: SkierTrack, smoothed: PoseSequence, found: TechniqueMetrics,
+    info: VideoInfo, skier: SkierTrack, smoothed: PoseSequence, technique: TechniqueMetrics,
     config: AnalysisConfig, out_dir: str, stills: tuple[Still, ...] = (),
 ) -> str:
     """Write `overlay.mp4`, and each of `stills` as a JPEG beside it, in one pass over the frames."""
     path = Path(out_dir) / OUTPUT_FILES[ArtifactKind.VIDEO]
     with stage("render", info.frames_in_trim) as progress:
-        render_overlay(info, skier.boxes, smoothed, found, config.render, path, progress, stills)
+        render_overlay(info, skier.boxes, smoothed, technique, config.render, path, progress, stills)
     return str(path)
 
 
-@task(name="export", **_RETRYABLE)
+@task(name="export", cache_key_fn=step_key("out_dir"), **_RETRYABLE)
 def export(
-    results: dict, skier: SkierTrack, smoothed: PoseSequence | None, found: TechniqueMetrics | None, out_dir: str
+    results: dict, skier: SkierTrack, smoothed: PoseSequence | None, technique: TechniqueMetrics | None,
+    out_dir: str,
 ) -> dict:
     """Write the landmarks and the turns (CSV and Parquet) and `metrics.png` (when there is a
     pose) and `results.json`; returns the results."""
     out = Path(out_dir)
-    if smoothed is not None and found is not None:
+    if smoothed is not None and technique is not None:
         write_landmarks(
             out / OUTPUT_FILES[ArtifactKind.LANDMARKS_CSV], out / OUTPUT_FILES[ArtifactKind.LANDMARKS_PARQUET],
-            landmarks_table(skier, smoothed, found),
+            landmarks_table(skier, smoothed, technique),
         )
         write_turns(
             out / OUTPUT_FILES[ArtifactKind.TURNS_CSV], out / OUTPUT_FILES[ArtifactKind.TURNS_PARQUET],
-            turns_table(found),
+            turns_table(technique),
         )
-        plot_metrics(smoothed.times_s, found, out / OUTPUT_FILES[ArtifactKind.CHART])
+        plot_metrics(smoothed.times_s, technique, out / OUTPUT_FILES[ArtifactKind.CHART])
     write_results(out / OUTPUT_FILES[ArtifactKind.RESULTS_JSON], results)
     return results
 
 
-@task(name="fetch", **_RETRYABLE)
+@task(name="fetch", cache_key_fn=step_key("location", "out_dir"), **_RETRYABLE)
 def fetch(location: str, out_dir: str) -> str:
     """Download a remote input clip next to the outputs; returns its local path."""
     name = "input" + Path(location).suffix
     return str(download(location, Path(out_dir) / name))
 
 
-@task(name="publish", **_RETRYABLE)
-def publish(web_app: WebAppClient, results: dict, out_dir: str, key_prefix: str, location: str) -> None:
+@task(name="publish", cache_key_fn=step_key("web_app", "out_dir", "location"), **_RETRYABLE)
+def publish(web_app: WebAppClient, results: dict, out_dir: str, location: str) -> None:
     """Hand the outputs, turns, scores and outcome to the web app."""
-    web_app.publish(results, out_dir, key_prefix, location)
+    web_app.publish(results, out_dir, location)
 
 
-def summarise(results: dict, outputs_at: str) -> None:
+def summarize(results: dict, outputs_at: str) -> None:
     """The run's summary for the Prefect UI: outcome, coverage, turns, where the outputs are."""
     create_markdown_artifact(
         key="analysis-summary", markdown=summary_markdown(results, outputs_at), description="Analysis summary"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from tasks.progress import ProgressCallback
 from tasks.series import fill_short_gaps, runs_of
 from tasks.video import VideoFrame, VideoInfo, cores_but_one, iter_frames
 from tasks.yolo import load_yolo
+
+log = logging.getLogger(__name__)
 
 _COCO_PERSON = 0
 # Track id of a detection the tracker did not (yet) assign to a track.
@@ -257,6 +260,12 @@ def select_skier(
     filled = fill_short_gaps(np.column_stack([boxes, confidence]), detections.stride - 1)
     boxes, confidence = filled[:, :4], filled[:, 4]
     seen = int(np.sum(~np.isnan(boxes[detections.detector_frames(), 0])))
+    tracked = int(np.sum(~np.isnan(boxes[:, 0])))
+    log.info(
+        "Skier tracked in %d of %d frames (%.0f%%), chosen %s from %d people, track pieces %s",
+        tracked, detections.frame_count, 100 * tracked / max(detections.frame_count, 1), selection, len(ids),
+        list(chosen),
+    )
     return SkierTrack(
         boxes, confidence, tuple(chosen), frames_per_track, selection, len(ids), tuple(warnings),
         equipment=equipment_votes(detections.equipment, boxes), detector_frames=seen,

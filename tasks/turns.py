@@ -97,7 +97,7 @@ class TechniqueMetrics:
         }
 
 
-def analyse_turns(times: np.ndarray, angles: FrameAngles, config: MetricsConfig) -> TechniqueMetrics:
+def analyze_turns(times: np.ndarray, angles: FrameAngles, config: MetricsConfig) -> TechniqueMetrics:
     """Segment the run into turns, score each complete turn with its intervals, and summarise."""
     turns = segment_turns(times, angles.inclination_deg, config)
     frame_s = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
@@ -106,6 +106,10 @@ def analyse_turns(times: np.ndarray, angles: FrameAngles, config: MetricsConfig)
     for turn in turns:
         turn_of_frame[turn.start_frame : turn.end_frame] = turn.index
     return TechniqueMetrics(angles, turns, turn_of_frame, summarize(turns, config), rhythm(turns, frame_s))
+
+
+# The former spelling, for callers not yet moved to `analyze_turns`.
+analyse_turns = analyze_turns
 
 
 def find_transitions(inclination: np.ndarray, hysteresis_deg: float) -> list[int]:
@@ -252,15 +256,15 @@ def rhythm(turns: tuple[Turn, ...], frame_s: float | None = None) -> dict:
     if len(durations) == 0:
         return {"turns_per_minute": None, "duration_cv": None, "reason": "no complete turns"}
     median = float(np.median(durations))
-    found = {
+    summary = {
         "turns_per_minute": _rounded(60 / median),
         "duration_cv": _rounded(float(durations.std() / durations.mean())),
         "median_duration_s": _rounded(median),
     }
     if frame_s is None:
-        return found
+        return summary
     spread = float(durations.max() - durations.min())
-    return found | {
+    return summary | {
         "turns_per_minute_low": _rounded(60 / (median + 2 * frame_s)),
         "turns_per_minute_high": _rounded(60 / max(median - 2 * frame_s, frame_s)),
         "duration_spread_s": _rounded(spread),

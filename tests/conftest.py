@@ -80,7 +80,7 @@ def piste_pose(media):
     from tasks.pose import crop_windows, estimate_pose
     from tasks.smoothing import smooth_pose
     from tasks.tracking import detect_and_track, select_skier
-    from tasks.turns import analyse_turns
+    from tasks.turns import analyze_turns
     from tasks.video import probe_video
 
     config = load_config()
@@ -90,7 +90,7 @@ def piste_pose(media):
     raw = estimate_pose(info, crop_windows(skier.boxes, info.fps, config.pose), config.pose,
                         require_model(config.models, "pose"), None, second_opinion(config, "cpu"))
     pose = smooth_pose(raw, config.smoothing, config.metrics.camera_side)
-    return pose, analyse_turns(pose.times_s, frontal_angles(pose, config.metrics), config.metrics), config
+    return pose, analyze_turns(pose.times_s, frontal_angles(pose, config.metrics), config.metrics), config
 
 
 def free_port() -> int:

@@ -64,12 +64,12 @@ def test_the_overlay_shows_the_run_average_once_a_clean_turn_has_ended():
     from tasks.config import load_config
     from tasks.frontal import FrameAngles
     from tasks.render import draw_turn
-    from tasks.turns import analyse_turns
+    from tasks.turns import analyze_turns
 
     times = np.arange(150) / 30
     lean = 30 * np.sin(np.pi * times)
     nothing = np.zeros_like(lean)
-    found = analyse_turns(times, FrameAngles(lean, 1.4 * lean, 1.4 * lean, nothing, nothing, "behind"),
+    found = analyze_turns(times, FrameAngles(lean, 1.4 * lean, 1.4 * lean, nothing, nothing, "behind"),
                           load_config().metrics)
     image, canvas = _canvas(540, 960)
     after_first = next(t for t in found.turns if t.certain).end_frame + 1

@@ -112,7 +112,7 @@ def test_a_shin_tilted_through_a_real_turn_costs_points(piste_pose, degrees, cos
     """Each real turn's shin tilted (out of parallel: the way that makes the mean left-right
     difference larger) through its edged part."""
     from tasks.frontal import frontal_angles
-    from tasks.turns import analyse_turns
+    from tasks.turns import analyze_turns
 
     pose, metrics, config = piste_pose
     angles = metrics.angles
@@ -124,7 +124,7 @@ def test_a_shin_tilted_through_a_real_turn_costs_points(piste_pose, degrees, cos
         difference = np.nanmean(angles.edge_difference_deg[frames])
         worse = tilted(pose, frames, "left", degrees * np.sign(difference or 1), angles.camera_side)
         worse_angles = frontal_angles(worse, config.metrics)
-        after = analyse_turns(worse.times_s, worse_angles, config.metrics).turns[turn.index]
+        after = analyze_turns(worse.times_s, worse_angles, config.metrics).turns[turn.index]
         assert turn.edge_similarity - after.edge_similarity >= cost, turn.index
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from tasks.config import load_config
 from tasks.frontal import FrameAngles
-from tasks.turns import Turn, analyse_turns, find_transitions, rhythm, segment_turns, summarize
+from tasks.turns import Turn, analyze_turns, find_transitions, rhythm, segment_turns, summarize
 
 CONFIG = load_config().metrics
 FPS = 30.0
@@ -73,7 +73,7 @@ def test_weak_turns_merge_into_their_neighbours(blip, why):
 
 def test_parallel_shins_score_near_100_and_partial_turns_are_not_scored():
     times, inclination = linked_turns()
-    found = analyse_turns(times, angles(inclination), CONFIG)
+    found = analyze_turns(times, angles(inclination), CONFIG)
     complete = [t for t in found.turns if not t.partial]
     assert all(t.edge_similarity > 99 for t in complete)
     assert all(t.edge_lag_ms == pytest.approx(0, abs=1e-6) for t in complete)
@@ -83,7 +83,7 @@ def test_parallel_shins_score_near_100_and_partial_turns_are_not_scored():
 def test_a_leg_that_tips_less_scores_low():
     times, inclination = linked_turns()
     left = 1.5 * inclination
-    found = analyse_turns(times, angles(inclination, left, 0.3 * left), CONFIG)
+    found = analyze_turns(times, angles(inclination, left, 0.3 * left), CONFIG)
     complete = [t for t in found.turns if not t.partial]
     assert all(t.edge_similarity < 50 for t in complete)
     assert all(t.edge_difference_deg > 15 for t in complete)
@@ -94,7 +94,7 @@ def test_the_lag_of_one_legs_edge_build_is_recovered(delay):
     times, inclination = linked_turns()
     left = 1.5 * inclination
     right = 1.5 * 30 * np.sin(np.pi * (times - delay / FPS))
-    found = analyse_turns(times, angles(inclination, left, right), CONFIG)
+    found = analyze_turns(times, angles(inclination, left, right), CONFIG)
     for turn in (t for t in found.turns if not t.partial):
         assert turn.edge_lag_ms == pytest.approx(delay / FPS * 1000, abs=1000 / FPS)
         assert turn.edge_lag_score < 100
@@ -158,7 +158,7 @@ def test_a_lag_within_one_frame_is_not_held_against_the_skier(delay, full_score)
     times, inclination = linked_turns()
     left = 1.5 * inclination
     right = 1.5 * 30 * np.sin(np.pi * (times - delay / FPS))
-    found = analyse_turns(times, angles(inclination, left, right), CONFIG)
+    found = analyze_turns(times, angles(inclination, left, right), CONFIG)
     for turn in (t for t in found.turns if not t.partial):
         assert (turn.edge_lag_score == 100) is full_score
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import func, update
 
-from tasks.contract import AnalysisStatus
+from tasks.contract import AnalysisStatus, outputs_key_prefix
 from webapp.db import db
 from webapp.models import Analysis
 from webapp.notifications import notify_outcome
@@ -38,7 +38,6 @@ def start_analysis(analysis: Analysis, store: LocalStorage | S3Storage) -> str:
         "trim_end_s": analysis.trim_end_s,
         "skier_hint": analysis.skier_hint,
         "analysis_id": analysis.id,
-        "output_key_prefix": outputs_prefix(analysis),
         "output_location": store.location(outputs_prefix(analysis)),
     }
     try:
@@ -224,4 +223,5 @@ def _read_flow_run(flow_run_id: str):
 
 
 def outputs_prefix(analysis: Analysis) -> str:
-    return f"analyses/{analysis.id}/outputs"
+    """Where the analysis's outputs are stored (`contract.outputs_key_prefix`)."""
+    return outputs_key_prefix(analysis.id)
