@@ -251,6 +251,8 @@ def print_tables(results: dict[str, dict[str, Outcome]], config: AnalysisConfig,
     for clip, outcomes in results.items():
         reference = outcomes[AS_IS.name]
         table = np.array([matched_scores(reference, outcomes[name]) for name in names])
+        if not len(reference.turn_apex_s):
+            turns.add(clip, "-", "no complete turn", *["-"] * (len(names) - 1), "-")
         for turn, apex in enumerate(reference.turn_apex_s):
             low, high = reference.turn_lows[turn], reference.turn_highs[turn]
             cells = [f"{score:.1f}" + ("" if low <= score <= high else "*") for score in table[1:, turn]]
@@ -267,6 +269,8 @@ def print_tables(results: dict[str, dict[str, Outcome]], config: AnalysisConfig,
         half = (reference.turn_highs - reference.turn_lows) / 2
         if len(inside):
             intervals.add(clip, f"{inside.sum()}/{len(inside)} ({inside.mean():.0%})", f"{half.mean():.1f}", f"{half.max():.1f}")
+        else:
+            intervals.add(clip, "no complete turn", "-", "-")
     intervals.print()
     scale = config.metrics.interval_scale
     print(f"metrics.interval_scale {scale:g}; machine: {machine()}")
