@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from tasks.config import CONFIG_DIR, load_config  # noqa: E402
 from tasks.models import require_model  # noqa: E402
-from tasks.tracking import box_iou, detect_and_track, select_skier  # noqa: E402
+from tasks.tracking import SkierTrack, box_iou, detect_and_track, select_skier  # noqa: E402
 from tasks.video import probe_video  # noqa: E402
 from tests import clips  # noqa: E402
 
@@ -59,7 +59,7 @@ def tracker_file(folder: Path, gmc_method: str) -> Path:
     return path
 
 
-def run(clip: Path, overrides: dict) -> tuple[object, float]:
+def run(clip: Path, overrides: dict) -> tuple[SkierTrack, float]:
     """The chosen skier track for `clip` and the detection and tracking stage's ms per frame."""
     config = load_config(overrides={"device": "cpu", "tracking": overrides})
     info = probe_video(clip)
@@ -88,7 +88,7 @@ def on_skier(boxes: np.ndarray, reference: np.ndarray) -> tuple[int, int]:
 def variants(piste: Path, folder: Path, skier: np.ndarray) -> dict[str, tuple[Path, np.ndarray]]:
     """Each variant's clip and where the skier truly is in it (NaN where hidden)."""
     pan, offsets = clips.panned(piste, folder / "pan.mp4")
-    shifted = skier - np.column_stack([offsets, offsets]).astype(np.float64)
+    shifted: np.ndarray = skier - np.column_stack([offsets, offsets]).astype(np.float64)
     hidden = skier.copy()
     hidden[OCCLUDED[0] : OCCLUDED[1]] = np.nan
     occlusion = clips.occluded(piste, folder / "occlusion.mp4", skier, *OCCLUDED)

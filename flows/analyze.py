@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import tempfile
@@ -143,12 +144,12 @@ def _run_steps(
     with timed("track"):
         skier = steps.track(info, config, device, skier_hint)
     warnings = list(skier.warnings)
-    common = dict(info=info, config=config, device=device, skier=skier, timings=timings)
+    results_of = functools.partial(build_results, info=info, config=config, device=device, skier=skier, timings=timings)
 
     def unscored(reason: str, pose: PoseSequence | None) -> dict[str, Any]:
-        results = build_results(
+        results = results_of(
             outcome=Outcome.NO_SKIER_FOUND, pose=pose, metrics=None, outputs=_outputs(ArtifactKind.RESULTS_JSON),
-            warnings=[*warnings, reason], **common,
+            warnings=[*warnings, reason],
         )
         return steps.export(results, skier, None, None, out_dir)
 
@@ -179,9 +180,9 @@ def _run_steps(
         ArtifactKind.VIDEO, ArtifactKind.LANDMARKS_CSV, ArtifactKind.LANDMARKS_PARQUET, ArtifactKind.TURNS_CSV,
         ArtifactKind.TURNS_PARQUET, ArtifactKind.CHART, ArtifactKind.RESULTS_JSON,
     ) | {still_kind(finding["rank"]).value: finding["still"] for finding in findings if finding["still"]}
-    results = build_results(
+    results = results_of(
         outcome=Outcome.COMPLETE, pose=smoothed, metrics=technique, outputs=outputs, warnings=warnings,
-        findings=findings, **common
+        findings=findings,
     )
     return steps.export(results, skier, smoothed, technique, out_dir)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tasks.wording import left_against_right, summary_score, turn_score
@@ -60,7 +60,7 @@ class RichReporter:
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
-        self._bars: dict[str, int] = {}
+        self._bars: dict[str, TaskID] = {}
 
     def start(self, stage: str, total: int) -> None:
         self._bars[stage] = self._progress.add_task(STAGE_LABELS.get(stage, stage), total=total)
@@ -164,7 +164,7 @@ def native_chatter_filtered() -> Iterator[None]:
     try:
         yield
     finally:
-        console.file = None
+        console.file = None  # type: ignore[assignment]  # None: rich's own stream again
         sys.stderr.flush()
         os.dup2(real_stderr, 2)  # closes the pipe, so forwarding ends...
         forwarding.join(timeout=1)

@@ -111,10 +111,8 @@ def compare_results(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict
 
 def _row(row: Row, first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
     before, after = _measure(row, first), _measure(row, second)
-    if _interval(before) is None or _interval(after) is None:
-        verdict = NOT_COMPARABLE
-    else:
-        verdict = change(_interval(before), _interval(after))
+    was, now = _interval(before), _interval(after)
+    verdict = NOT_COMPARABLE if was is None or now is None else change(was, now)
     return {"group": row.group, "name": row.name, "label": row.label, "unit": row.unit,
             "first": before, "second": after, "change": verdict,
             "measurable": verdict not in (NO_MEASURABLE_CHANGE, NOT_COMPARABLE)}

@@ -128,7 +128,7 @@ class _Doubt:
             "the pose models disagree about the legs": self.models[0] + unreliable * (1 - unseen_part),
             f"legs hidden in {self.unseen:.0%} of the edged frames": unreliable * unseen_part,
         }
-        return max(sources, key=sources.get)
+        return max(sources, key=lambda source: sources[source])
 
 
 def edge_scores(
@@ -162,7 +162,7 @@ def edge_scores(
         with fewer than two edged frames are NaN).
     """
     single = rows is None
-    rows = np.arange(len(left))[None] if single else rows
+    rows = np.arange(len(left))[None] if rows is None else rows
     picked = edged[rows]
     counts = picked.sum(axis=1)
     sums = np.where(picked, np.nan_to_num(left - right)[rows], 0.0).sum(axis=1)
@@ -246,7 +246,7 @@ def _views_variance(
     angles: FrameAngles, span: slice, leaning: np.ndarray, frame_s: float, config: MetricsConfig
 ) -> np.ndarray:
     """Variance of each score over the second keypoint model's views, each scored alone."""
-    if angles.view_left_edge_deg is None:
+    if angles.view_left_edge_deg is None or angles.view_right_edge_deg is None:
         return np.zeros(len(PARTS))
     scored = []
     for left, right in zip(angles.view_left_edge_deg[span].T, angles.view_right_edge_deg[span].T):

@@ -59,6 +59,13 @@ class Cue:
     unit: str
     cue: str
 
+    @property
+    def limit(self) -> float:
+        """`threshold`, for the rules that have one."""
+        if self.threshold is None:
+            raise ValueError(f"The cue for {self.metric} has no threshold.")
+        return self.threshold
+
 
 CUES: dict[str, Cue] = {
     "weaker_side": Cue(
@@ -426,7 +433,7 @@ def _weaker_side(run: _Run) -> list[Finding]:
     return [Finding(
         "weaker_side", f"{weaker.capitalize()} turns score lower", text, evidence,
         _indices(weak_turns + strong_turns), run.moment(worst),
-        (high_side[0] - low_side[0]) / CUES["weaker_side"].threshold, (weaker, stronger),
+        (high_side[0] - low_side[0]) / CUES["weaker_side"].limit, (weaker, stronger),
     )]
 
 
@@ -473,13 +480,13 @@ def _gap(run: _Run, frame: int, early: str, late: str, inward: int) -> float | N
 def _shins_apart(run: _Run) -> list[Finding]:
     cue = CUES["shins_apart"]
     difference = run.interval("edge_difference_deg")
-    if difference is None or not different(difference[1:], (-INF, cue.threshold)):
+    if difference is None or not different(difference[1:], (-INF, cue.limit)):
         return []
     turns = [turn for turn in run.clean if turn.get("edge_difference_deg") is not None]
     shown = max(turns, key=lambda turn: turn["edge_difference_deg"])
     evidence = Evidence(
         "summary", "edge_difference_deg", *difference, "degrees", _indices(turns),
-        Reference("a difference too small to matter", "zone", None, -INF, cue.threshold),
+        Reference("a difference too small to matter", "zone", None, -INF, cue.limit),
     )
     text = (
         f"Your shins are not parallel: through your turns one is tipped about {_degrees(difference[0])} "
@@ -487,7 +494,7 @@ def _shins_apart(run: _Run) -> list[Finding]:
     )
     return [Finding(
         "shins_apart", "Shins not parallel", text, evidence, _indices(turns),
-        run.moment(shown, _most_apart(run, shown)), difference[0] / cue.threshold,
+        run.moment(shown, _most_apart(run, shown)), difference[0] / cue.limit,
     )]
 
 
@@ -507,7 +514,7 @@ def _least_parallel_turn(run: _Run) -> list[Finding]:
         "turn", "edge_difference_deg", shown["edge_difference_deg"], shown["edge_difference_deg_low"],
         shown["edge_difference_deg_high"], "degrees", (shown["index"],), against,
     )
-    if not evidence.clears or shown["edge_difference_deg"] < cue.threshold:
+    if not evidence.clears or shown["edge_difference_deg"] < cue.limit:
         return []
     text = (
         f"Your legs were least parallel in turn {shown['index']}, a {shown['direction']} turn: the shins differed "
@@ -516,7 +523,7 @@ def _least_parallel_turn(run: _Run) -> list[Finding]:
     return [Finding(
         "least_parallel_turn", f"Least parallel: turn {shown['index']}", text, evidence, (shown["index"],),
         # Ranked a little below shins apart in every turn, when both are told.
-        run.moment(shown, _most_apart(run, shown)), 0.9 * shown["edge_difference_deg"] / cue.threshold,
+        run.moment(shown, _most_apart(run, shown)), 0.9 * shown["edge_difference_deg"] / cue.limit,
     )]
 
 
@@ -539,7 +546,7 @@ def _rhythm(run: _Run) -> list[Finding]:
     shortest = min(run.complete, key=lambda turn: turn["duration_s"])
     longest = max(run.complete, key=lambda turn: turn["duration_s"])
     every = _indices(run.complete)
-    uneven, even = CUES["uneven_rhythm"].threshold * median, CUES["even_rhythm"].threshold * median
+    uneven, even = CUES["uneven_rhythm"].limit * median, CUES["even_rhythm"].limit * median
     if different(interval, (-INF, uneven)):
         evidence = Evidence("rhythm", "duration_spread_s", spread, *interval, "s", every,
                             Reference("even enough (40% of the median turn)", "zone", None, -INF, uneven))
@@ -575,7 +582,7 @@ def _lean(run: _Run) -> list[Finding]:
             Reference(turns_phrase(stronger, len(strong_turns)), "summary", f"{stronger}_angulation_deg",
                       high_side[1], high_side[2], high_side[0], _indices(strong_turns)),
         )
-        how = ("you lean in with your whole body" if different(low_side[1:], (CUES["leaning_in"].threshold, INF))
+        how = ("you lean in with your whole body" if different(low_side[1:], (CUES["leaning_in"].limit, INF))
                else "you angulate less")
         text = (
             f"Turning {weaker} {how}: your shins tip about {_degrees(low_side[0])} further than your body "
@@ -584,13 +591,13 @@ def _lean(run: _Run) -> list[Finding]:
         shown = min(weak_turns, key=lambda turn: turn["angulation_deg"])
         return [Finding(
             "leaning_in_side", f"Leaning in turning {weaker}", text, evidence, _indices(weak_turns + strong_turns),
-            run.moment(shown), (high_side[0] - low_side[0]) / CUES["leaning_in_side"].threshold, (weaker, stronger),
+            run.moment(shown), (high_side[0] - low_side[0]) / CUES["leaning_in_side"].limit, (weaker, stronger),
         )]
     overall = run.interval("angulation_deg")
     if overall is None:
         return []
     turns = [turn for turn in run.clean if turn.get("angulation_deg") is not None]
-    banking, angulating = CUES["leaning_in"].threshold, CUES["angulation"].threshold
+    banking, angulating = CUES["leaning_in"].limit, CUES["angulation"].limit
     if different(overall[1:], (banking, INF)):
         shown = min(turns, key=lambda turn: turn["angulation_deg"])
         evidence = Evidence("summary", "angulation_deg", *overall, "degrees", _indices(turns),

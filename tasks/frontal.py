@@ -17,6 +17,7 @@ the config. `on_skiers_sides` relabels each frame so before smoothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import overload
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def frontal_angles(pose: PoseSequence, config: MetricsConfig) -> FrameAngles:
     )
     shin_angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
 
-    angles = [inclination, left_edge, right_edge, left_edge - right_edge, shin_angle]
+    angles = (inclination, left_edge, right_edge, left_edge - right_edge, shin_angle)
     leg_visibility = pose.visibility[:, [INDEX[f"{side}_{joint}"] for side in ("left", "right") for joint in _LEG]]
     failed = ~(np.abs(inclination) <= config.max_inclination_deg) | ~(
         leg_visibility.min(axis=1) >= config.min_leg_visibility
@@ -109,7 +110,7 @@ def frontal_angles(pose: PoseSequence, config: MetricsConfig) -> FrameAngles:
 def _second_opinion(pose: PoseSequence, edges, config: MetricsConfig) -> dict[str, np.ndarray]:
     """Edge angles from each view of the second keypoint model, the frames where it saw no leg
     joint, and those where MediaPipe's legs tip differently from the chosen ones."""
-    if pose.keypoint_views is None:
+    if pose.keypoint_views is None or pose.mediapipe_shared is None:
         return {}
 
     def with_shared(points: np.ndarray) -> np.ndarray:
@@ -174,6 +175,12 @@ def on_skiers_sides(pose: PoseSequence, camera_side: str) -> PoseSequence:
     traded = ~labels_match_skier(pose.image_xy, side) & ~np.isnan(pose.image_xy[:, trunk, 0]).any(axis=1)
     if not traded.any():
         return pose
+
+    @overload
+    def trade(values: np.ndarray, mirror: np.ndarray) -> np.ndarray: ...
+
+    @overload
+    def trade(values: None, mirror: np.ndarray) -> None: ...
 
     def trade(values: np.ndarray | None, mirror: np.ndarray) -> np.ndarray | None:
         if values is None:

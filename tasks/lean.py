@@ -73,7 +73,7 @@ def estimate_angulation(
 
 def _views_variance(angles: FrameAngles, span: slice, leaning: np.ndarray, lean: np.ndarray, inward: float) -> float:
     """Variance of the angulation over the second keypoint model's views, each taken alone."""
-    if angles.view_left_edge_deg is None:
+    if angles.view_left_edge_deg is None or angles.view_right_edge_deg is None:
         return 0.0
     values = []
     for left, right in zip(angles.view_left_edge_deg[span].T, angles.view_right_edge_deg[span].T):

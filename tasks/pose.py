@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -120,7 +121,7 @@ def estimate_pose(
     pose = PoseSequence.empty(info.trim_start_s + np.arange(info.frames_in_trim) / info.fps)
     progress = _Progress(on_progress)
     # A worker's queue holds up to a chunk, so the others get theirs while it catches up.
-    queues = [queue.Queue(maxsize=_chunk_frames(info, config)) for _ in range(config.workers)]
+    queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=_chunk_frames(info, config)) for _ in range(config.workers)]
     second = _SecondOpinion(keypoint_model, info.frames_in_trim, views_of(config), config.crop_size) if keypoint_model else None
     with ThreadPoolExecutor(config.workers, thread_name_prefix="pose") as pool:
         running = [pool.submit(_estimate_crops, crops, pose, config, model_path, progress) for crops in queues]
@@ -287,8 +288,9 @@ def _put(crops: queue.Queue, item, running: list[Future], progress: _Progress) -
     worker's error instead of waiting for it forever."""
     while True:
         for future in running:
-            if future.done() and future.exception():
-                raise future.exception()
+            error = future.exception() if future.done() else None
+            if error is not None:
+                raise error
         try:
             crops.put(item, timeout=_PROGRESS_S)
             return

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class LogReporter:
     def __init__(self, on_percent: Callable[[str, float], None] | None = None) -> None:
         self._totals: dict[str, int] = {}
         self._tenths: dict[str, int] = {}
-        self._artifact_id = None
+        self._artifact_id: Any = None
         self._on_percent = on_percent
 
     def start(self, stage: str, total: int) -> None:

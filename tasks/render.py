@@ -81,7 +81,7 @@ def render_overlay(
         stream = output.add_stream("libx264", rate=rate)
         stream.width, stream.height = info.width + info.width % 2, info.height + info.height % 2
         stream.pix_fmt = "yuv420p"
-        options = {"crf": str(config.crf), "preset": config.preset}
+        options: dict[str, object] = {"crf": str(config.crf), "preset": config.preset}
         if config.x264_params:
             options["x264-params"] = config.x264_params
         stream.options = options
@@ -176,7 +176,7 @@ def draw_turn(canvas: I420Canvas, metrics: TechniqueMetrics, index: int, marker_
 @functools.lru_cache(maxsize=64)
 def running_average(turns: tuple[Turn, ...]) -> str:
     """The mean score of `turns` with its 90% interval, as shown."""
-    scores = [turn.edge_similarity for turn in turns]
+    scores = [turn.edge_similarity for turn in turns if turn.edge_similarity is not None]
     low, high = draw_interval(lambda draws: draws.mean(axis=1), scores, [turn.half_width for turn in turns], 2000)
     return score_range(float(np.mean(scores)), low, high)
 
@@ -213,27 +213,28 @@ class I420Canvas:
         """Line width unit: 1 up to 540 pixels of the shorter side, 2 at 1080, and so on."""
         return max(1, round(min(self.height, self.width) / 540))
 
+    # OpenCV's type stubs take a colour as a sequence; each plane here takes its one number.
     def line(self, start: tuple[int, int], end: tuple[int, int], colour: tuple[int, int, int], thickness: int) -> None:
         for plane, value, shift in self._layers(colour):
-            cv2.line(plane, start, end, value, _thinner(thickness, shift), cv2.LINE_AA, shift)
+            cv2.line(plane, start, end, value, _thinner(thickness, shift), cv2.LINE_AA, shift)  # type: ignore[call-overload]
 
     def circle(self, centre: tuple[int, int], radius: int, colour: tuple[int, int, int]) -> None:
         """A filled circle."""
         for plane, value, shift in self._layers(colour):
-            cv2.circle(plane, centre, radius, value, -1, cv2.LINE_AA, shift)
+            cv2.circle(plane, centre, radius, value, -1, cv2.LINE_AA, shift)  # type: ignore[call-overload]
 
     def rectangle(
         self, corner: tuple[int, int], opposite: tuple[int, int], colour: tuple[int, int, int], thickness: int
     ) -> None:
         """A rectangle outline, or a filled one when `thickness` is negative."""
         for plane, value, shift in self._layers(colour):
-            cv2.rectangle(plane, corner, opposite, value, _thinner(thickness, shift), cv2.LINE_AA, shift)
+            cv2.rectangle(plane, corner, opposite, value, _thinner(thickness, shift), cv2.LINE_AA, shift)  # type: ignore[call-overload]
 
     def text(
         self, text: str, origin: tuple[int, int], font_scale: float, colour: tuple[int, int, int], thickness: int
     ) -> None:
         for plane, value, shift in self._layers(colour):
-            cv2.putText(
+            cv2.putText(  # type: ignore[call-overload]
                 plane, text, (origin[0] >> shift, origin[1] >> shift), cv2.FONT_HERSHEY_SIMPLEX,
                 font_scale / (1 << shift), value, _thinner(thickness, shift), cv2.LINE_AA,
             )

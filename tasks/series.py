@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
-def runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs_of(mask: np.ndarray[Any, Any]) -> list[tuple[int, int]]:
     """`(start, stop)` index pairs of each run of True in a 1-D boolean array."""
     padded = np.concatenate([[False], mask, [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def fill_short_gaps(values: np.ndarray, max_gap: int) -> np.ndarray:
+def fill_short_gaps(values: np.ndarray[Any, Any], max_gap: int) -> np.ndarray[Any, Any]:
     """Linearly interpolate NaN rows in gaps of at most `max_gap` rows between known rows."""
     filled = values.copy()
     known = ~np.isnan(values[:, 0])

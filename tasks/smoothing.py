@@ -55,7 +55,7 @@ def smooth_pose(pose: PoseSequence, config: SmoothingConfig, camera_side: str = 
     visibility = fill_short_gaps(pose.visibility, max_gap)
     visibility[np.isnan(image[:, 0, 0])] = np.nan
     smoothed_pose = pose.with_landmarks(image, world, visibility)
-    if pose.keypoint_views is None:
+    if pose.keypoint_views is None or pose.mediapipe_shared is None:
         return smoothed_pose
     # A view's point counts only where the view was confident (elsewhere it is NaN), so all
     # its measurements are trusted alike.

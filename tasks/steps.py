@@ -9,14 +9,18 @@ then 10 seconds; errors meant for the user (`PoserError`) are never retried.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-from prefect import task
+from prefect import Task, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
 from prefect.tasks import exponential_backoff
 
-from tasks.caching import step_key
+from tasks.caching import CacheKeyFn, step_key
 from tasks.charts import plot_metrics
 from tasks.config import AnalysisConfig
 from tasks.errors import PoserError
@@ -44,23 +48,33 @@ from tasks.tracking import SkierHint, SkierTrack, detect_and_track, select_skier
 from tasks.turns import TechniqueMetrics, analyze_turns
 from tasks.video import VideoInfo, probe_video
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def _retry_unless_user_error(task, task_run, state) -> bool:
+
+def _retry_unless_user_error(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Retry unexpected failures; a `PoserError` would fail the same way again."""
     return not isinstance(state.result(raise_on_failure=False), PoserError)
 
 
 # The one retry layer: a step's requests (the web app's, S3's) are sent once each.
 _RETRIES = 2
-_RETRYABLE = dict(
-    retries=_RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5)(_RETRIES),
-    retry_condition_fn=_retry_unless_user_error,
-    persist_result=True,
-)
 
 
-@task(name="probe", cache_key_fn=step_key("video_path", "trim_start_s", "trim_end_s", "config"), **_RETRYABLE)
+def _step(name: str, cache_key_fn: CacheKeyFn) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """The Prefect task of a pipeline step: its result persisted under `cache_key_fn`'s key,
+    retried with backoff unless the error is the user's."""
+    return task(
+        name=name,
+        cache_key_fn=cache_key_fn,
+        retries=_RETRIES,
+        retry_delay_seconds=exponential_backoff(backoff_factor=5)(_RETRIES),
+        retry_condition_fn=_retry_unless_user_error,
+        persist_result=True,
+    )
+
+
+@_step("probe", step_key("video_path", "trim_start_s", "trim_end_s", "config"))
 def probe(video_path: str, trim_start_s: float | None, trim_end_s: float | None, config: AnalysisConfig) -> VideoInfo:
     with stage("probe", 1) as progress:
         info = probe_video(
@@ -71,7 +85,7 @@ def probe(video_path: str, trim_start_s: float | None, trim_end_s: float | None,
     return info
 
 
-@task(name="detect-and-track", cache_key_fn=step_key("info", "config", "device", "hint"), **_RETRYABLE)
+@_step("detect-and-track", step_key("info", "config", "device", "hint"))
 def track(info: VideoInfo, config: AnalysisConfig, device: str, hint: SkierHint | None) -> SkierTrack:
     model = require_model(config.models, "detector")
     with stage("track", info.frames_in_trim) as progress:
@@ -79,7 +93,7 @@ def track(info: VideoInfo, config: AnalysisConfig, device: str, hint: SkierHint 
     return select_skier(detections, config.tracking, hint, info.trim_start_s)
 
 
-@task(name="pose", cache_key_fn=step_key("info", "config", "device"), **_RETRYABLE)
+@_step("pose", step_key("info", "config", "device"))
 def pose(info: VideoInfo, skier: SkierTrack, config: AnalysisConfig, device: str) -> PoseSequence:
     model = require_model(config.models, "pose")
     windows = crop_windows(skier.boxes, info.fps, config.pose)
@@ -88,7 +102,7 @@ def pose(info: VideoInfo, skier: SkierTrack, config: AnalysisConfig, device: str
         return estimate_pose(info, windows, config.pose, model, progress, keypoints)
 
 
-@task(name="smooth", cache_key_fn=step_key("config"), **_RETRYABLE)
+@_step("smooth", step_key("config"))
 def smooth(raw: PoseSequence, config: AnalysisConfig) -> PoseSequence:
     with stage("smooth", 1) as progress:
         smoothed = smooth_pose(raw, config.smoothing, config.metrics.camera_side)
@@ -96,7 +110,7 @@ def smooth(raw: PoseSequence, config: AnalysisConfig) -> PoseSequence:
     return smoothed
 
 
-@task(name="metrics", cache_key_fn=step_key("config"), **_RETRYABLE)
+@_step("metrics", step_key("config"))
 def metrics(smoothed: PoseSequence, config: AnalysisConfig) -> TechniqueMetrics:
     with stage("metrics", 1) as progress:
         angles = frontal_angles(smoothed, config.metrics)
@@ -105,7 +119,7 @@ def metrics(smoothed: PoseSequence, config: AnalysisConfig) -> TechniqueMetrics:
     return technique
 
 
-@task(name="findings", cache_key_fn=step_key("config"), **_RETRYABLE)
+@_step("findings", step_key("config"))
 def findings(smoothed: PoseSequence, technique: TechniqueMetrics, config: AnalysisConfig) -> list[dict]:
     """The ranked findings (`tasks/findings.py`), as `results.json` holds them."""
     times = smoothed.times_s
@@ -117,7 +131,7 @@ def findings(smoothed: PoseSequence, technique: TechniqueMetrics, config: Analys
     return findings_as_dicts(ranked)
 
 
-@task(name="render", cache_key_fn=step_key("info", "config", "out_dir", "stills"), **_RETRYABLE)
+@_step("render", step_key("info", "config", "out_dir", "stills"))
 def render(
     info: VideoInfo, skier: SkierTrack, smoothed: PoseSequence, technique: TechniqueMetrics,
     config: AnalysisConfig, out_dir: str, stills: tuple[Still, ...] = (),
@@ -129,7 +143,7 @@ def render(
     return str(path)
 
 
-@task(name="export", cache_key_fn=step_key("out_dir"), **_RETRYABLE)
+@_step("export", step_key("out_dir"))
 def export(
     results: dict, skier: SkierTrack, smoothed: PoseSequence | None, technique: TechniqueMetrics | None,
     out_dir: str,
@@ -151,14 +165,14 @@ def export(
     return results
 
 
-@task(name="fetch", cache_key_fn=step_key("location", "out_dir"), **_RETRYABLE)
+@_step("fetch", step_key("location", "out_dir"))
 def fetch(location: str, out_dir: str) -> str:
     """Download a remote input clip next to the outputs; returns its local path."""
     name = "input" + Path(location).suffix
     return str(download(location, Path(out_dir) / name))
 
 
-@task(name="publish", cache_key_fn=step_key("web_app", "out_dir", "location"), **_RETRYABLE)
+@_step("publish", step_key("web_app", "out_dir", "location"))
 def publish(web_app: WebAppClient, results: dict, out_dir: str, location: str) -> None:
     """Hand the outputs, turns, scores and outcome to the web app."""
     web_app.publish(results, out_dir, location)

@@ -244,7 +244,7 @@ def select_skier(
             selection = "hint"
     if primary is None:
         scores = _track_scores(detections)
-        primary = max(scores, key=scores.get)
+        primary = max(scores, key=lambda track_id: scores[track_id])
 
     rules = _StitchRules.of(detections, primary, config)
     chosen, skier_rows = _stitch(detections, primary, rules)
@@ -484,7 +484,7 @@ def _belongs(detections: Detections, track_id: int, skier: dict[int, int], rules
         ]
         return float(np.mean(overlap)) >= _SAME_PERSON_IOU
     looks = None
-    if rules.look is not None:
+    if rules.look is not None and detections.appearance is not None:
         looks = rules.similarity(appearance.signature(detections.appearance[rows]))
     if looks is not None and looks < rules.min_similarity:
         return False
@@ -520,7 +520,9 @@ def _follow_untracked(
     them is never taken."""
     reach: dict[int, float] = {}
     for row in np.flatnonzero(detections.track_id == UNTRACKED):
-        looks = None if rules.look is None else rules.similarity(detections.appearance[row])
+        looks = None
+        if rules.look is not None and detections.appearance is not None:
+            looks = rules.similarity(detections.appearance[row])
         if looks is None or looks >= rules.min_similarity:
             reach[int(row)] = rules.max_jump if looks is not None and looks >= rules.match else rules.max_jump / 2
     by_frame: dict[int, list[int]] = {}

@@ -71,7 +71,9 @@ class Turn:
     @property
     def half_width(self) -> float:
         """Half the width of the similarity's interval (0 for a turn without a score)."""
-        return 0.0 if not self.scored else (self.edge_similarity_high - self.edge_similarity_low) / 2
+        if self.edge_similarity_low is None or self.edge_similarity_high is None:
+            return 0.0
+        return (self.edge_similarity_high - self.edge_similarity_low) / 2
 
     def as_dict(self) -> dict:
         return {key: _rounded(value) for key, value in asdict(self).items()}
@@ -202,14 +204,15 @@ def summarize(turns: tuple[Turn, ...], config: MetricsConfig) -> dict:
         )
         summary.update(_statistic_with_interval(f"{direction}_mean", side, 1, _mean_of_all, f"{direction} turns", config))
         summary[f"{direction}_mean_turns"] = len(side)
-    means = [("edge_difference_deg", "edge_difference_deg", None, (0.0, np.inf)),
+    means: list[tuple[str, str, str | None, tuple[float, float]]] = [
+             ("edge_difference_deg", "edge_difference_deg", None, (0.0, np.inf)),
              ("angulation_deg", "angulation_deg", None, (-np.inf, np.inf))]
     for direction in ("left", "right"):
         means += [(f"{direction}_edge_lag_ms", "edge_lag_ms", direction, (-np.inf, np.inf)),
                   (f"{direction}_angulation_deg", "angulation_deg", direction, (-np.inf, np.inf))]
-    for name, field, direction, bounds in means:
-        chosen = [turn for turn in certain if direction in (None, turn.direction) and getattr(turn, field) is not None]
-        what = f"{direction} turns" if direction else "turns"
+    for name, field, only, bounds in means:
+        chosen = [turn for turn in certain if only in (None, turn.direction) and getattr(turn, field) is not None]
+        what = f"{only} turns" if only else "turns"
         summary.update(
             _statistic_with_interval(name, chosen, 1, _mean_of_all, what, config, field=field, bounds=bounds)
         )

@@ -8,6 +8,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
 
@@ -238,13 +239,14 @@ def _decode(info: VideoInfo, max_side: int | None, pixel_format: str, step: int)
         stream.thread_type = "AUTO"
         stream.thread_count = cores_but_one()
         start_time = stream.start_time or 0
+        time_base = _time_base(stream)
         if info.trim_start_s > 0:
-            container.seek(int((info.trim_start_s) / stream.time_base) + start_time, stream=stream)
+            container.seek(int((info.trim_start_s) / time_base) + start_time, stream=stream)
         index = 0
         for frame in container.decode(stream):
             if frame.pts is None:
                 continue
-            time_s = float((frame.pts - start_time) * stream.time_base)
+            time_s = float((frame.pts - start_time) * time_base)
             if time_s < info.trim_start_s - _TIME_EPSILON_S:
                 continue
             if time_s >= info.trim_end_s - _TIME_EPSILON_S or index >= info.frames_in_trim:
@@ -273,7 +275,14 @@ def _packet_times(container: av.container.InputContainer, stream: av.VideoStream
     container.seek(0, stream=stream)
     pts = [packet.pts for packet in container.demux(stream) if packet.size and packet.pts is not None]
     start = stream.start_time or 0
-    return (np.sort(np.asarray(pts, dtype=np.float64)) - start) * float(stream.time_base)
+    return (np.sort(np.asarray(pts, dtype=np.float64)) - start) * float(_time_base(stream))
+
+
+def _time_base(stream: av.VideoStream) -> Fraction:
+    """The stream's time base: the seconds of one unit of its timestamps."""
+    if stream.time_base is None:
+        raise InvalidVideoError("The video track has no time base; the file may be damaged.")
+    return stream.time_base
 
 
 def _clockwise_rotation(display_rotation: float) -> int:

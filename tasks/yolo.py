@@ -44,7 +44,7 @@ def load_yolo(
     module, _, name = _PREDICTORS[task].rpartition(".")
     base = getattr(importlib.import_module(module), name)
 
-    class Predictor(base):
+    class Predictor(base):  # type: ignore[valid-type,misc]  # Ultralytics' predictor, chosen by task at run time
         """Sets PyTorch's threads and skips the warm-up.
 
         Setting up the model would set the threads to Ultralytics' choice (one less than the
@@ -61,6 +61,6 @@ def load_yolo(
     model = YOLO(str(model_path), task=task)
 
     def predict(images: list[np.ndarray]) -> list:
-        return model.predict(images, predictor=Predictor, device=device, verbose=False, **predict_args)
+        return list(model.predict(images, predictor=Predictor, device=device, verbose=False, **predict_args))
 
     return predict

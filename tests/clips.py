@@ -40,7 +40,7 @@ def remux(source: Path, target: Path, seconds: float, faststart: bool = False) -
         for packet in src.demux(stream):
             if packet.dts is None:
                 continue
-            if packet.pts is not None and packet.pts * stream.time_base >= seconds:
+            if packet.pts is not None and stream.time_base is not None and packet.pts * stream.time_base >= seconds:
                 break
             packet.stream = out
             dst.mux(packet)
@@ -58,7 +58,7 @@ def stored_sideways(source: Path, target: Path) -> Path:
         out.options = {"crf": "12"}
         for i, frame in enumerate(src.decode(stream)):
             turned = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="bgr24")))
-            encoded = av.VideoFrame.from_ndarray(turned, format="bgr24")
+            encoded = av.VideoFrame.from_ndarray(turned.astype(np.uint8, copy=False), format="bgr24")
             encoded.pts = i
             dst.mux(out.encode(encoded))
         dst.mux(out.encode(None))
@@ -215,7 +215,7 @@ def panned(
     with av.open(str(source)) as src:
         stream = src.streams.video[0]
         frames = _frames(src, seconds)
-        offsets = pan_offsets(keyframes, len(frames), float(stream.average_rate))
+        offsets = pan_offsets(keyframes, len(frames), float(stream.average_rate or 30))
         crops = [
             frame[y : y + window[1], x : x + window[0]] for frame, (x, y) in zip(frames, offsets)
         ]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
@@ -112,7 +113,7 @@ def smtp_sink():
     class Inbox(Message):
         def __init__(self) -> None:
             super().__init__()
-            self.messages = []
+            self.messages: list[Any] = []
 
         async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
             # Like a real server with no such mailbox: refuses every address at this domain.

@@ -61,6 +61,9 @@ def production_environment(database_url: str, folder: Path, smtp_port: int, port
 class Gunicorn:
     """gunicorn serving `webapp:create_app()` with the project's gunicorn config."""
 
+    # Set by the tests that give it a database of its own.
+    database_url: str
+
     def __init__(self, environment: dict, port: int, log: Path, workers: int = 4, threads: int = 4) -> None:
         self.environment, self.port, self.log = environment, port, log
         self.workers, self.threads = workers, threads
@@ -92,6 +95,7 @@ class Gunicorn:
     def worker_pids(self) -> list[int]:
         import psutil
 
+        assert self.process is not None
         return [child.pid for child in psutil.Process(self.process.pid).children()]
 
     def stop(self) -> None:

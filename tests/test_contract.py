@@ -87,7 +87,7 @@ def test_the_web_app_takes_the_flows_report_and_reads_it_back(app, client, smtp_
 
 def _mutated(report: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
     changed = copy.deepcopy(report)
-    target = changed
+    target: Any = changed
     for step in path[:-1]:
         target = target[step]
     target[path[-1]] = value

@@ -54,7 +54,9 @@ def seed(app, client, results=None, *, name="run.mp4", created_at=None, stills=T
         internal(client, "PUT", f"analyses/{analysis_id}/status", {"status": "complete", "results": results}, secret)
     if created_at is not None:
         with app.app_context():
-            db.session.get(Analysis, analysis_id).created_at = created_at
+            analysis = db.session.get(Analysis, analysis_id)
+            assert analysis is not None
+            analysis.created_at = created_at
             db.session.commit()
     return analysis_id
 

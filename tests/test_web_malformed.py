@@ -58,7 +58,7 @@ BAD_BODIES = [
     ("BOM", b'\xef\xbb\xbf{"email": "a@b.co"}', "application/json"),
 ]
 
-BAD_VALUES = [
+BAD_VALUES: list[object] = [
     None, True, False, 0, -1, 1.5, 1e308, -1e308, 10**30, 2**63, -(2**63) - 1, "", " ", "x" * 100_000,
     "\u0000", "a\u0000b", "\ud800", "\udfff", "a\r\nb", "\t", "\u202e", "../../etc/passwd", "<script>alert(1)</script>",
     "%00", [], {}, [[[]]], {"a": {"b": {"c": 1}}}, [None], ["\u0000"], {"\ud800": 1},
@@ -163,9 +163,9 @@ def cases(endpoint: str, rule: str, method: str, setting: dict):
     for label, data, content_type in BAD_BODIES:
         yield f"body {label}", base, data, content_type
     for field in body:
-        for value in BAD_VALUES:
-            mutated = json.dumps(body | {field: value}).encode()
-            yield f"field {field}={str(value)[:20]!r}", base, mutated, "application/json"
+        for bad in BAD_VALUES:
+            mutated = json.dumps(body | {field: bad}).encode()
+            yield f"field {field}={str(bad)[:20]!r}", base, mutated, "application/json"
 
 
 def _with(rule: str, params: list[str], bad: str, value: str, setting: dict) -> str:

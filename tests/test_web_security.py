@@ -252,7 +252,9 @@ def parallel(count: int, send, source: str, base: str) -> list:
 def mailed_code(smtp_sink, before: int, email: str) -> str:
     for message in smtp_sink.messages[before:]:
         if message["To"] == email:
-            return re.search(r"\b(\d{6})\b", message["Subject"]).group(1)
+            code = re.search(r"\b(\d{6})\b", message["Subject"])
+            assert code is not None
+            return code.group(1)
     raise AssertionError(f"no code mailed to {email}")
 
 

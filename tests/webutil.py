@@ -60,6 +60,8 @@ def sign_in_with_browser(page, base: str, smtp_sink, email: str, then: str = "/"
     sent = len(smtp_sink.messages)
     page.click("text=Email me a code")
     page.wait_for_selector("#code-form:not([hidden])")
-    page.fill("#code", re.search(r"\b(\d{6})\b", smtp_sink.messages[sent]["Subject"]).group(1))
+    code = re.search(r"\b(\d{6})\b", smtp_sink.messages[sent]["Subject"])
+    assert code is not None
+    page.fill("#code", code.group(1))
     page.click("#code-form button")
     page.wait_for_url(f"{base}{then}")

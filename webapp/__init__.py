@@ -38,7 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'poser.sqlite3'}"
     if app.config["TRUSTED_PROXIES"]:
         proxies = int(app.config["TRUSTED_PROXIES"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     _log_security_events()
 
     db.init_app(app)
@@ -111,7 +111,7 @@ def _register_error_handlers(app: Flask) -> None:
         if isinstance(error, RequestEntityTooLarge) and message == RequestEntityTooLarge.description:
             limit = request.max_content_length
             message = f"The request body is too large (at most {limit // 1024} KB)." if limit else message
-        return respond(error.code, error.name, message, headers)
+        return respond(error.code or 500, error.name, message or error.name, headers)
 
     @app.errorhandler(OperationalError)
     def database_unavailable(error: OperationalError):

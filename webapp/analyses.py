@@ -15,7 +15,7 @@ from webapp.inputs import is_uuid, json_object, positive_int
 from webapp.limits import Limit, enforce
 from webapp.models import Analysis
 from webapp.orchestration import OrchestrationError, refresh_status, start_analysis
-from webapp.services.accounts import current_user, login_required
+from webapp.services.accounts import current_user, login_required, signed_in_user
 from webapp.services.analyses import (
     check_upload,
     clip_request,
@@ -88,7 +88,7 @@ def list_analyses():
     """The signed-in user's analyses, newest first, `per_page` at a time."""
     page = positive_int("page", 1, _MAX_PAGE)
     per_page = min(positive_int("per_page", 20, _MAX_PAGE), _MAX_PER_PAGE)
-    mine = select(Analysis).where(Analysis.user_id == current_user().id)
+    mine = select(Analysis).where(Analysis.user_id == signed_in_user().id)
     total = db.session.scalar(select(func.count()).select_from(mine.subquery()))
     rows = db.session.scalars(
         mine.options(selectinload(Analysis.upload), selectinload(Analysis.artifacts))
@@ -109,7 +109,7 @@ def history():
     each with its headline score and per-side means, each with its interval."""
     rows = db.session.scalars(
         select(Analysis)
-        .where(Analysis.user_id == current_user().id, Analysis.status == AnalysisStatus.COMPLETE)
+        .where(Analysis.user_id == signed_in_user().id, Analysis.status == AnalysisStatus.COMPLETE)
         .options(selectinload(Analysis.upload))
         .order_by(Analysis.created_at.desc(), Analysis.id)
         .limit(_HISTORY_LENGTH)
@@ -168,7 +168,7 @@ def compare(analysis_id: str, other_id: str):
         if analysis.status != AnalysisStatus.COMPLETE or not (analysis.results or {}).get("metrics"):
             abort(409, "Both analyses must be complete to compare them.")
     return jsonify(
-        first=_compared(first), second=_compared(second), **compare_results(first.results, second.results)
+        first=_compared(first), second=_compared(second), **compare_results(first.results or {}, second.results or {})
     )
 
 
@@ -196,6 +196,6 @@ def delete_analysis(analysis_id: str):
 def _own_analysis(analysis_id: str) -> Analysis:
     """The analysis if it belongs to the signed-in user; 404 otherwise, so ids reveal nothing."""
     analysis = db.session.get(Analysis, analysis_id) if is_uuid(analysis_id) else None
-    if analysis is None or analysis.user_id != current_user().id:
+    if analysis is None or analysis.user_id != signed_in_user().id:
         abort(404, "No such analysis.")
     return analysis

@@ -15,13 +15,14 @@ import hmac
 import logging
 import re
 import secrets
+from typing import cast
 from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, g, jsonify, session
-from sqlalchemy import and_, case, or_, update
+from sqlalchemy import Table, and_, case, or_, update
 
 from webapp import sessions
-from webapp.db import db
+from webapp.db import db, execute
 from webapp.inputs import client_key, json_object
 from webapp.limits import Limit, enforce
 from webapp.mail import send_or_abort
@@ -128,7 +129,7 @@ def _reserve_checks(email: str, client: str) -> list[tuple[int, str]]:
     table = VerificationCode.__table__.c
     own = table.client_ip == client
     rows = db.session.execute(
-        update(VerificationCode.__table__)
+        update(cast(Table, VerificationCode.__table__))
         .where(
             table.email == email, table.used_at.is_(None), table.expires_at > utcnow(),
             or_(and_(own, table.attempts < limit), and_(~own, table.other_attempts < limit)),
@@ -143,7 +144,7 @@ def _reserve_checks(email: str, client: str) -> list[tuple[int, str]]:
 
 def _use(code_id: int) -> bool:
     """Mark the code used; False when a parallel request used it first."""
-    return db.session.execute(
+    return execute(
         update(VerificationCode).where(VerificationCode.id == code_id, VerificationCode.used_at.is_(None))
         .values(used_at=utcnow())
     ).rowcount == 1

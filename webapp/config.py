@@ -151,8 +151,9 @@ def prepare(config: dict, instance_path: str) -> None:
             print(error.message, file=sys.stderr, flush=True)
             raise error
     config["PUBLIC_URL"] = str(config["PUBLIC_URL"]).rstrip("/")
-    if relaxed and public_url_problem(config["PUBLIC_URL"]):
-        raise ConfigurationError([public_url_problem(config["PUBLIC_URL"])])
+    problem = public_url_problem(config["PUBLIC_URL"]) if relaxed else None
+    if problem:
+        raise ConfigurationError([problem])
 
 
 def production_problems(config: dict) -> list[str]:

@@ -128,6 +128,7 @@ def upload_complete(slug: str):
     check_upload(analysis, storage())
     token = new_confirmation_token()
     embed = analysis.embed
+    assert embed is not None, "a partner's analysis has its embed token from submission on"
     embed.token_hash = token_hash(token)
     embed.expires_at = utcnow() + timedelta(seconds=current_app.config["EMBED_CONFIRM_TTL_S"])
     analysis.status = AnalysisStatus.AWAITING_CONFIRMATION

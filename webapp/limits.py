@@ -19,11 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.exceptions import TooManyRequests
 
-from webapp.db import db
+from webapp.db import Model, db, execute
 from webapp.models import UTCDateTime, utcnow
 
 
-class RateLimitCounter(db.Model):
+class RateLimitCounter(Model):
     """Requests counted in the current window of one limit for one key."""
 
     __tablename__ = "rate_limits"
@@ -87,12 +87,14 @@ def _bump(limit: Limit, now: datetime) -> tuple[int, datetime]:
         .returning(table.c.count, table.c.window_start)
     )
     count, window_start = db.session.execute(statement).one()
-    return count, UTCDateTime().process_result_value(window_start, None)
+    started = UTCDateTime().process_result_value(window_start, None)
+    assert started is not None
+    return count, started
 
 
 def remove_expired(older_than_s: int) -> int:
     """Delete counters whose window started more than `older_than_s` seconds ago."""
-    removed = db.session.execute(
+    removed = execute(
         delete(RateLimitCounter).where(RateLimitCounter.window_start < utcnow() - timedelta(seconds=older_than_s))
     ).rowcount
     db.session.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from flask import Blueprint, current_app, jsonify
@@ -9,7 +10,7 @@ from sqlalchemy import delete, select
 
 from tasks.contract import AnalysisStatus
 from webapp import limits, sessions
-from webapp.db import db
+from webapp.db import db, execute
 from webapp.models import Analysis, EmbedToken, VerificationCode, utcnow
 from webapp.notifications import notify_outcome, pending_notifications
 from webapp.orchestration import RUNNING_STATUSES, apply_flow_run_state, flow_run_states
@@ -48,7 +49,7 @@ _LONGEST_WINDOW_S = 24 * 3600
 
 def remove_old_codes() -> int:
     """Delete sign-in codes that expired more than a day ago."""
-    removed = db.session.execute(
+    removed = execute(
         delete(VerificationCode).where(VerificationCode.expires_at < utcnow() - timedelta(seconds=_KEEP_ENDED_S))
     ).rowcount
     db.session.commit()
@@ -74,7 +75,7 @@ def expire_embed_tokens() -> int:
     return _delete_with_clips(stale)
 
 
-def _delete_with_clips(analyses: list[Analysis]) -> int:
+def _delete_with_clips(analyses: Sequence[Analysis]) -> int:
     """Delete analyses that never started, with their uploaded clips; returns how many."""
     store = storage()
     for analysis in analyses:
@@ -107,7 +108,7 @@ def refresh_running_analyses() -> tuple[int, int]:
     running = db.session.scalars(
         select(Analysis).where(Analysis.status.in_(RUNNING_STATUSES), Analysis.flow_run_id.is_not(None))
     ).all()
-    states = flow_run_states([analysis.flow_run_id for analysis in running]) if running else {}
+    states = flow_run_states([str(analysis.flow_run_id) for analysis in running]) if running else {}
     if states is None:
         return 0, 0
     lost = [analysis for analysis in running if analysis.flow_run_id not in states]
@@ -116,4 +117,4 @@ def refresh_running_analyses() -> tuple[int, int]:
         analysis.error = "The analysis was lost on our side. Please upload the clip again."
     db.session.commit()
     known = [analysis for analysis in running if analysis.flow_run_id in states]
-    return len(lost), sum(apply_flow_run_state(analysis, states[analysis.flow_run_id]) for analysis in known)
+    return len(lost), sum(apply_flow_run_state(analysis, states[str(analysis.flow_run_id)]) for analysis in known)

@@ -11,7 +11,7 @@ from sqlalchemy.types import TypeDecorator
 
 from tasks.comparison import headline
 from tasks.contract import AnalysisStatus
-from webapp.db import db
+from webapp.db import Model, db
 
 
 def utcnow() -> datetime:
@@ -33,7 +33,7 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc)
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,7 +49,7 @@ class User(db.Model):
         return db.session.query(Partner.id).filter(Partner.owner_user_id == self.id).first() is not None
 
 
-class VerificationCode(db.Model):
+class VerificationCode(Model):
     """A sign-in code sent by email: stored as a keyed hash, single use, short-lived."""
 
     __tablename__ = "verification_codes"
@@ -67,7 +67,7 @@ class VerificationCode(db.Model):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
-class Analysis(db.Model):
+class Analysis(Model):
     __tablename__ = "analyses"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
@@ -159,7 +159,7 @@ class Analysis(db.Model):
         return f"embed:{self.partner.slug}" if self.partner else "web"
 
 
-class Upload(db.Model):
+class Upload(Model):
     __tablename__ = "uploads"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -175,7 +175,7 @@ class Upload(db.Model):
     analysis: Mapped[Analysis] = relationship(back_populates="upload")
 
 
-class Artifact(db.Model):
+class Artifact(Model):
     """A file an analysis produced, in object storage; one per kind and analysis."""
 
     __tablename__ = "artifacts"
@@ -192,7 +192,7 @@ class Artifact(db.Model):
     analysis: Mapped[Analysis] = relationship(back_populates="artifacts")
 
 
-class Partner(db.Model):
+class Partner(Model):
     """A ski school or shop that embeds the upload widget on its own site."""
 
     __tablename__ = "partners"
@@ -207,7 +207,7 @@ class Partner(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class EmbedToken(db.Model):
+class EmbedToken(Model):
     """The emailed link that confirms an analysis submitted through a partner's widget, and
     the link to its results. Both are stored only as hashes."""
 

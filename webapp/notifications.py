@@ -44,16 +44,17 @@ def notify_outcome(analysis: Analysis) -> bool:
 
 def pending_notifications() -> list[Analysis]:
     """Widget analyses that ended without their visitor having been told."""
-    return db.session.scalars(
+    return list(db.session.scalars(
         select(Analysis).where(
             Analysis.partner_id.is_not(None),
             Analysis.status.in_(MAILED_OUTCOMES),
             (Analysis.notified_status.is_(None)) | (Analysis.notified_status != Analysis.status),
         )
-    ).all()
+    ).all())
 
 
 def _message(analysis: Analysis) -> tuple[str, str]:
+    assert analysis.partner is not None, "only widget analyses are mailed"
     partner = analysis.partner.display_name
     link = public_url("pages.results", token=results_token(analysis.id))
     file_name = analysis.upload.file_name if analysis.upload else "your clip"

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
+from uuid import UUID
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import func, update
 
 from tasks.contract import AnalysisStatus, outputs_key_prefix
-from webapp.db import db
+from webapp.db import db, execute
 from webapp.models import Analysis
 from webapp.notifications import notify_outcome
 from webapp.storage import LocalStorage, S3Storage
@@ -53,7 +55,7 @@ def start_analysis(analysis: Analysis, store: LocalStorage | S3Storage) -> str:
     except Exception as exc:  # the API's many failure modes all mean "not started"
         log.warning("Could not start analysis %s: %s", analysis.id, exc)
         raise OrchestrationError(str(exc)) from exc
-    return str(flow_run.id)
+    return str(flow_run.id)  # type: ignore[union-attr]  # called without await: a FlowRun
 
 
 def cancel_flow_run(flow_run_id: str) -> None:
@@ -63,7 +65,7 @@ def cancel_flow_run(flow_run_id: str) -> None:
 
     async def cancel() -> None:
         async with get_client() as client:
-            flow_run = await client.read_flow_run(flow_run_id)
+            flow_run = await client.read_flow_run(UUID(flow_run_id))
             if not flow_run.state or not flow_run.state.is_final():
                 await client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
 
@@ -117,7 +119,7 @@ def apply_flow_run_state(analysis: Analysis, state: str | None) -> bool:
         return False
     # Compare and set: a report the flow made since this analysis was read wins.
     error = func.coalesce(Analysis.error, _STOPPED) if status == AnalysisStatus.FAILED else Analysis.error
-    changed = db.session.execute(
+    changed = execute(
         update(Analysis)
         .where(Analysis.id == analysis.id, Analysis.status == analysis.status)
         .values(status=status, error=error)
@@ -152,13 +154,13 @@ def retry_flow_run(flow_run_id: str) -> bool:
 
     async def retry() -> bool:
         async with get_client() as client:
-            flow_run = await client.read_flow_run(flow_run_id)
+            flow_run = await client.read_flow_run(UUID(flow_run_id))
             if not flow_run.state or flow_run.state.type.value not in _RETRYABLE_STATES:
                 return False
-            result = await client.set_flow_run_state(
+            result: Any = await client.set_flow_run_state(
                 flow_run_id, AwaitingRetry(message="Retried from the web app"), force=True
             )
-            return result.status == SetStateStatus.ACCEPT
+            return bool(result.status == SetStateStatus.ACCEPT)
 
     try:
         return asyncio.run(asyncio.wait_for(retry(), _RETRY_TIMEOUT_S))

@@ -70,6 +70,7 @@ def partners():
 @bp.get("/embed/<any('widget.js', 'widget.css'):name>")
 def widget(name: str):
     """The widget partners load with a script tag, and its styles."""
+    assert current_app.static_folder is not None
     response = send_from_directory(Path(current_app.static_folder) / "embed", name, max_age=300)
     # Partners' pages load these from their own origin.
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"

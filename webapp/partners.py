@@ -15,7 +15,7 @@ from tasks.contract import AnalysisStatus
 from webapp.db import db
 from webapp.inputs import email_address, json_object
 from webapp.models import Analysis, Partner
-from webapp.services.accounts import current_user, login_required, user_for_email
+from webapp.services.accounts import login_required, signed_in_user, user_for_email
 from webapp.services.partners import SLUG, normalise_domain
 
 bp = Blueprint("partners", __name__, url_prefix="/api/partners")
@@ -30,7 +30,7 @@ _MAX_DOMAINS = 50
 def list_own():
     """The partners the signed-in user owns, with their submissions by status."""
     partners = db.session.scalars(
-        select(Partner).where(Partner.owner_user_id == current_user().id).order_by(Partner.slug)
+        select(Partner).where(Partner.owner_user_id == signed_in_user().id).order_by(Partner.slug)
     ).all()
     return jsonify(partners=[_partner_dict(partner) for partner in partners])
 
@@ -40,7 +40,7 @@ def list_own():
 def update_own(slug: str):
     """Change the name, domains or limits of a partner the signed-in user owns."""
     partner = db.session.scalar(
-        select(Partner).where(Partner.slug == slug, Partner.owner_user_id == current_user().id)
+        select(Partner).where(Partner.slug == slug, Partner.owner_user_id == signed_in_user().id)
     ) if SLUG.match(slug) else None
     if partner is None:
         abort(404, "No such partner.")

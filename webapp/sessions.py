@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import ForeignKey, String, delete, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.db import db
+from webapp.db import Model, db, execute
 from webapp.models import User, UTCDateTime, utcnow
 
 COOKIE = "cookie"
 BEARER = "bearer"
 
 
-class AuthSession(db.Model):
+class AuthSession(Model):
     """One sign-in credential: a browser session or a bearer token."""
 
     __tablename__ = "auth_sessions"
@@ -69,7 +69,7 @@ def renew(row: AuthSession, ttl_s: int) -> tuple[AuthSession, str] | None:
     now = utcnow()
     if row.renewable_until <= now:
         return None
-    taken = db.session.execute(
+    taken = execute(
         update(AuthSession).where(AuthSession.id == row.id, AuthSession.revoked_at.is_(None)).values(revoked_at=now)
     ).rowcount
     if taken != 1:
@@ -94,7 +94,7 @@ def revoke(row: AuthSession) -> None:
 
 def revoke_all(user_id: int) -> int:
     """End every credential of a user (not committed); returns how many were live."""
-    return db.session.execute(
+    return execute(
         update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     ).rowcount
@@ -103,7 +103,7 @@ def revoke_all(user_id: int) -> int:
 def remove_ended(older_than_s: int) -> int:
     """Delete credentials that expired or were revoked more than `older_than_s` seconds ago."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
-    removed = db.session.execute(
+    removed = execute(
         delete(AuthSession).where(or_(AuthSession.expires_at < cutoff, AuthSession.revoked_at < cutoff))
     ).rowcount
     db.session.commit()

@@ -215,6 +215,7 @@ def storage() -> LocalStorage | S3Storage:
     app = current_app
     if "poser_storage" not in app.extensions:
         config = app.config
+        store: LocalStorage | S3Storage
         if config["STORAGE_BACKEND"] == "s3":
             store = S3Storage(config["S3_BUCKET"], config["S3_ENDPOINT_URL"], config["S3_REGION"])
         else:

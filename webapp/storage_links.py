@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, request, send_file
 from sqlalchemy import select, update
 
-from webapp.db import db
+from webapp.db import db, execute
 from webapp.models import Upload
 from webapp.services.partners import origin_allowed
 from webapp.storage import TOKEN_HEADER, LocalStorage, storage
@@ -78,7 +78,7 @@ def put_object(key: str):
     db.session.rollback()  # no transaction held open while the bytes arrive
 
     def claim() -> bool:
-        taken = db.session.execute(
+        taken = execute(
             update(Upload).where(Upload.id == upload.id, Upload.status == "pending").values(status="received")
         ).rowcount
         db.session.commit()

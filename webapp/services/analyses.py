@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
-from flask import abort, current_app, jsonify
+from flask import Response, abort, current_app, jsonify
 
 from tasks.contract import AnalysisStatus
 from webapp.db import db
@@ -31,17 +32,18 @@ class ClipRequest:
     trim_end_s: float | None
 
 
-def clip_request(payload: dict, max_bytes: int, max_trim_s: float) -> ClipRequest:
+def clip_request(payload: dict[str, Any], max_bytes: int, max_trim_s: float) -> ClipRequest:
     """The clip described by `payload` (filename, content_type, size, trim), or the HTTP error
     that says what is wrong with it."""
     types = current_app.config["UPLOAD_TYPES"]
-    file_name = text(payload, "filename", "the file's name", 255)
+    file_name = text(payload, "filename", "the file's name", 255) or ""
     content_type = payload.get("content_type")
     extension = types.get(content_type) if isinstance(content_type, str) else None
     if "/" in file_name or "\\" in file_name:
         abort(400, "Give the file's name (at most 255 characters) without a folder.")
     if extension is None or PurePosixPath(file_name.lower()).suffix not in set(types.values()):
         abort(415, "Upload an MP4, MOV or WebM video.")
+    assert isinstance(content_type, str)
     size = payload.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         abort(400, "Give the file's size in bytes.")
@@ -51,7 +53,7 @@ def clip_request(payload: dict, max_bytes: int, max_trim_s: float) -> ClipReques
     return ClipRequest(file_name, content_type, extension, size, trim_start, trim_end)
 
 
-def new_analysis(user: User | None, clip: ClipRequest, **fields) -> Analysis:
+def new_analysis(user: User | None, clip: ClipRequest, **fields: Any) -> Analysis:
     """Add an analysis of `clip`, awaiting its upload, for `user` (not committed); a widget
     submission has no user until its visitor confirms it."""
     analysis = Analysis(user_id=user.id if user else None, trim_start_s=clip.trim_start_s, trim_end_s=clip.trim_end_s, input_key="", **fields)
@@ -73,7 +75,7 @@ def remove_analysis(analysis: Analysis) -> None:
     db.session.delete(analysis)
 
 
-def download_link(analysis: Analysis, kind: str):
+def download_link(analysis: Analysis, kind: str) -> Response:
     """The answer with a short-lived link to the analysis's output of `kind`; 404 without one."""
     artifact = next((a for a in analysis.artifacts if a.kind == kind), None)
     if artifact is None:
@@ -124,7 +126,7 @@ def check_upload(analysis: Analysis, store: LocalStorage | S3Storage) -> None:
     upload.status = "confirmed"
 
 
-def _trim_window(payload: dict, max_length: float) -> tuple[float | None, float | None]:
+def _trim_window(payload: dict[str, Any], max_length: float) -> tuple[float | None, float | None]:
     values = []
     for name in ("trim_start_s", "trim_end_s"):
         value = payload.get(name)
@@ -142,7 +144,7 @@ def _trim_window(payload: dict, max_length: float) -> tuple[float | None, float 
     return start, end
 
 
-def is_seconds(value) -> bool:
+def is_seconds(value: object) -> bool:
     """Whether `value` is a JSON number usable as seconds (finite, at most a day and a half
     in either direction; a huge integer would not even convert to a float)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= _MAX_SECONDS

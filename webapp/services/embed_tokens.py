@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import abort
 from sqlalchemy import select, update
 
-from webapp.db import db
+from webapp.db import db, execute
 from webapp.models import Analysis, EmbedToken, utcnow
 from webapp.tokens import token_hash
 
@@ -21,7 +21,7 @@ def analysis_for_results_token(token: str) -> Analysis:
 
 def claim(embed: EmbedToken) -> bool:
     """Mark the link used; False when another request got there first."""
-    claimed = db.session.execute(
+    claimed = execute(
         update(EmbedToken).where(EmbedToken.id == embed.id, EmbedToken.confirmed_at.is_(None)).values(confirmed_at=utcnow())
     ).rowcount
     db.session.commit()
