@@ -4,6 +4,7 @@ files and the crash detection."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import re
@@ -193,10 +194,9 @@ def _start_temporary_server() -> threading.Thread | None:
     from prefect.server.api.server import SubprocessASGIServer
 
     def start() -> None:
-        try:
+        # On failure the flow starts it again, and reports why it cannot.
+        with contextlib.suppress(Exception):
             SubprocessASGIServer().start()
-        except Exception:  # noqa: BLE001  the flow starts it again and reports why it cannot
-            pass
 
     starting = threading.Thread(target=start, name="prefect-server", daemon=True)
     starting.start()

@@ -459,7 +459,7 @@ def _late_ski(run: _Run) -> list[Finding]:
         shown = max(turns, key=lambda turn: sign * turn["edge_lag_ms"])
         inward = 1 if direction == "right" else -1
         build = range(shown["start_frame"], shown["apex_frame"] + 1)
-        frame = run.frame_where(build, lambda f: _gap(run, f, early, late, inward))
+        frame = run.frame_where(build, lambda f: _gap(run, f, early, late, inward))  # noqa: B023  called at once
         text = (
             f"In {turns_phrase(direction, len(turns))} your {role} ({late}) ski tips about {abs(lag[0]):.0f} ms "
             f"after your {other} ({early}) ski."

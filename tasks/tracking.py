@@ -328,7 +328,7 @@ def fill_skipped_frames(detections: Detections, stride: int) -> Detections:
     for track_id in detections.track_ids():
         rows = table[table[:, 1] == track_id]
         rows = rows[np.argsort(rows[:, 0])]
-        for before, after in zip(rows[:-1], rows[1:]):
+        for before, after in itertools.pairwise(rows):
             gap = int(after[0] - before[0])
             if 1 < gap <= stride:
                 weights = np.arange(1, gap)[:, None] / gap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -280,7 +281,7 @@ def _turns_between(times: np.ndarray, inclination: np.ndarray, transitions: list
     bounds = [0, *transitions, len(times)]
     end_time = float(times[-1] + (times[-1] - times[-2] if len(times) > 1 else 0.0))
     turns = []
-    for index, (start, end) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for index, (start, end) in enumerate(itertools.pairwise(bounds)):
         lean = inclination[start:end]
         if np.all(np.isnan(lean)):
             apex, peak = start, 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
@@ -30,10 +31,8 @@ def _limit_malloc_arenas(count: int = 2) -> None:
     """Frames decoded on the read-ahead thread are freed on the main one; glibc then keeps
     growing a heap arena per thread, and peak memory grows with clip length. Two arenas
     keep it flat (measured: 1.2 GB vs 0.95 GB on 508 frames)."""
-    try:
+    with contextlib.suppress(OSError):  # not glibc: nothing to tune
         ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, count)
-    except OSError:  # not glibc: nothing to tune
-        pass
 
 
 _M_ARENA_MAX = -8

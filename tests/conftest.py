@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -53,9 +54,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     from prefect.testing.utilities import prefect_test_harness
 
     storage = tmp_path_factory.mktemp("prefect-results")
-    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}):
-        with prefect_test_harness(server_startup_timeout=120):
-            yield
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}), prefect_test_harness(server_startup_timeout=120):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -211,10 +211,9 @@ def s3_server(tmp_path_factory):
     import boto3
 
     folder = tmp_path_factory.mktemp("seaweedfs")
-    (folder / "s3.json").write_text(
-        '{"identities": [{"name": "poser", "credentials": [{"accessKey": "%s", "secretKey": "%s"}],'
-        ' "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}' % (S3_KEY, S3_SECRET)
-    )
+    identity = {"name": "poser", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+    (folder / "s3.json").write_text(json.dumps({"identities": [identity]}))
     port = free_port()
     weed = shutil.which("weed") or str(Path(os.sys.executable).with_name("weed"))
     log = open(folder / "weed.log", "w")

@@ -216,7 +216,7 @@ def test_the_emailed_link_starts_the_analysis_once(app, client, partner, smtp_si
 
 
 def test_an_expired_link_is_refused(app, client, partner, smtp_sink):
-    answer, link = submitted_and_mailed(client, smtp_sink)
+    _, link = submitted_and_mailed(client, smtp_sink)
     with app.app_context():
         token = db.session.scalar(db.select(EmbedToken))
         token.expires_at = utcnow() - timedelta(seconds=1)

@@ -9,6 +9,7 @@ completed step and completes the same analysis once.
 
 from __future__ import annotations
 
+import contextlib
 import asyncio
 import os
 import signal
@@ -260,10 +261,8 @@ def kill_host(worker: subprocess.Popen) -> None:
     run's process runs in a session of its own, so the worker's process group alone misses it."""
     processes = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
     for process in processes:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(os.getpgid(process.pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     worker.wait(timeout=30)
     wait_for(lambda: not any(_alive(process) for process in processes), 30, "the killed processes to go")
 
