@@ -68,11 +68,15 @@ def measure(clip: Path, seconds: float | None, device: str, settings: list[str])
         return result
 
     info = timed("probe", probe_video, clip, None, seconds)
-    detections = timed("track", detect_and_track, info, config.tracking, require_model(config.models, "detector"), device)
+    detections = timed(
+        "track", detect_and_track, info, config.tracking, require_model(config.models, "detector"), device
+    )
     skier = select_skier(detections, config.tracking)
     windows = crop_windows(skier.boxes, info.fps, config.pose)
     keypoints = second_opinion(config, device)
-    raw = timed("pose", estimate_pose, info, windows, config.pose, require_model(config.models, "pose"), None, keypoints)
+    raw = timed(
+        "pose", estimate_pose, info, windows, config.pose, require_model(config.models, "pose"), None, keypoints
+    )
     smoothed = timed("smooth", smooth_pose, raw, config.smoothing, config.metrics.camera_side)
     metrics = timed(
         "metrics", lambda: analyze_turns(smoothed.times_s, frontal_angles(smoothed, config.metrics), config.metrics)
@@ -125,7 +129,13 @@ def main() -> None:
     for name, seconds in RUNS:
         settings = [part for setting in args.set for part in ("--set", setting)]
         command = [
-            sys.executable, __file__, "--device", args.device, *settings, "--one", str(args.media / name),
+            sys.executable,
+            __file__,
+            "--device",
+            args.device,
+            *settings,
+            "--one",
+            str(args.media / name),
             str(seconds or "all"),
         ]
         runs = [run_one(command) for _ in range(max(1, args.repeat))]

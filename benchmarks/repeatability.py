@@ -43,8 +43,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.config import AnalysisConfig, load_config, parse_settings  # noqa: E402
-from tests.clips import reencoded  # noqa: E402
+from tasks.config import AnalysisConfig, load_config, parse_settings
+from tests.clips import reencoded
 
 CLIPS = ("piste_followcam.mp4", "indoor_carpet_front.mp4")
 COVERAGE = 0.9
@@ -183,7 +183,9 @@ def coverage(outcomes: dict[str, Outcome]) -> tuple[np.ndarray, np.ndarray]:
         scores = matched_scores(reference, outcome)
         above = scores > reference.turn_scores
         reach = np.where(above, reference.turn_highs, reference.turn_lows) - reference.turn_scores
-        unclipped = np.maximum(reference.turn_highs - reference.turn_scores, reference.turn_scores - reference.turn_lows)
+        unclipped = np.maximum(
+            reference.turn_highs - reference.turn_scores, reference.turn_scores - reference.turn_lows
+        )
         reach = np.where(np.isclose(np.abs(reach), 0), unclipped, np.abs(reach))
         inside += list((scores >= reference.turn_lows) & (scores <= reference.turn_highs))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -230,19 +232,37 @@ class Table:
         print()
 
 
-def print_tables(results: dict[str, dict[str, Outcome]], config: AnalysisConfig, markdown: bool, calibrate: bool) -> None:
+def print_tables(
+    results: dict[str, dict[str, Outcome]], config: AnalysisConfig, markdown: bool, calibrate: bool
+) -> None:
     errors = Table(
-        ["clip", "variant", "edge diff err mean", "p90", "lean err p90", "transitions", "extra", "max shift",
-         "score max abs d"], markdown,
+        [
+            "clip",
+            "variant",
+            "edge diff err mean",
+            "p90",
+            "lean err p90",
+            "transitions",
+            "extra",
+            "max shift",
+            "score max abs d",
+        ],
+        markdown,
     )
     for clip, outcomes in results.items():
         reference = outcomes[AS_IS.name]
         for name, outcome in list(outcomes.items())[1:]:
             row = compare(reference, outcome)
             errors.add(
-                clip, name, f"{row['edge_mean']:.2f}", f"{row['edge_p90']:.2f}", f"{row['lean_p90']:.2f}",
-                f"{row['transitions_matched']}/{row['transitions']}", row["transitions_extra"],
-                row["transition_shift"], f"{row['score_change']:.1f}",
+                clip,
+                name,
+                f"{row['edge_mean']:.2f}",
+                f"{row['edge_p90']:.2f}",
+                f"{row['lean_p90']:.2f}",
+                f"{row['transitions_matched']}/{row['transitions']}",
+                row["transitions_extra"],
+                row["transition_shift"],
+                f"{row['score_change']:.1f}",
             )
     errors.print()
 
@@ -257,7 +277,10 @@ def print_tables(results: dict[str, dict[str, Outcome]], config: AnalysisConfig,
             low, high = reference.turn_lows[turn], reference.turn_highs[turn]
             cells = [f"{score:.1f}" + ("" if low <= score <= high else "*") for score in table[1:, turn]]
             turns.add(
-                clip, f"{apex:.2f}", f"{table[0, turn]:.1f} ({low:.1f}-{high:.1f})", *cells,
+                clip,
+                f"{apex:.2f}",
+                f"{table[0, turn]:.1f} ({low:.1f}-{high:.1f})",
+                *cells,
                 f"{np.ptp(table[:, turn]):.1f}",
             )
     turns.print()
@@ -268,26 +291,37 @@ def print_tables(results: dict[str, dict[str, Outcome]], config: AnalysisConfig,
         reference = outcomes[AS_IS.name]
         half = (reference.turn_highs - reference.turn_lows) / 2
         if len(inside):
-            intervals.add(clip, f"{inside.sum()}/{len(inside)} ({inside.mean():.0%})", f"{half.mean():.1f}", f"{half.max():.1f}")
+            intervals.add(
+                clip, f"{inside.sum()}/{len(inside)} ({inside.mean():.0%})", f"{half.mean():.1f}", f"{half.max():.1f}"
+            )
         else:
             intervals.add(clip, "no complete turn", "-", "-")
     intervals.print()
     scale = config.metrics.interval_scale
     print(f"metrics.interval_scale {scale:g}; machine: {machine()}")
     if calibrate:
-        print(f"calibrated interval_scale (narrowest with every score of the five versions and {COVERAGE:.0%} "
-              f"of all variant scores inside): {calibrated_scale(results, scale):.2f}")
+        print(
+            f"calibrated interval_scale (narrowest with every score of the five versions and {COVERAGE:.0%} "
+            f"of all variant scores inside): {calibrated_scale(results, scale):.2f}"
+        )
 
 
 def machine() -> str:
     """The CPU this ran on, in words."""
     import os
 
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor() or platform.machine(),
-    ) if Path("/proc/cpuinfo").exists() else platform.processor()
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor() or platform.machine(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     return f"{os.cpu_count()} cores, {model}"
 
 

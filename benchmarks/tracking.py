@@ -36,11 +36,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.config import CONFIG_DIR, load_config  # noqa: E402
-from tasks.models import require_model  # noqa: E402
-from tasks.tracking import SkierTrack, box_iou, detect_and_track, select_skier  # noqa: E402
-from tasks.video import probe_video  # noqa: E402
-from tests import clips  # noqa: E402
+from tasks.config import CONFIG_DIR, load_config
+from tasks.models import require_model
+from tasks.tracking import SkierTrack, box_iou, detect_and_track, select_skier
+from tasks.video import probe_video
+from tests import clips
 
 OCCLUDED = (60, 80)  # frames of the piste clip hidden behind the block
 MODES = {
@@ -102,8 +102,11 @@ def equipment_table(media: Path) -> None:
         for imgsz in (320, 640):
             skier, _ = run(media / name, {"imgsz": imgsz})
             votes = skier.equipment
-            print(f"| {name} | {imgsz} | {skier.detector_frames} | {votes['skis']} | {votes['snowboard']} "
-                  f"| {votes['surfboard']} |", flush=True)
+            print(
+                f"| {name} | {imgsz} | {skier.detector_frames} | {votes['skis']} | {votes['snowboard']} "
+                f"| {votes['surfboard']} |",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -125,8 +128,11 @@ def main() -> None:
                 skier, ms = run(clip, {"appearance_stitching": appearance_on, "tracker": str(trackers[gmc])})
                 right, wrong = on_skier(skier.boxes, truth)
                 frames = len(skier.boxes)
-                print(f"| {variant} | {mode} | {frames} | {skier.tracked_fraction:.1%} | {right / frames:.1%} "
-                      f"| {wrong} | {len(skier.track_ids)} | {ms:.1f} |", flush=True)
+                print(
+                    f"| {variant} | {mode} | {frames} | {skier.tracked_fraction:.1%} | {right / frames:.1%} "
+                    f"| {wrong} | {len(skier.track_ids)} | {ms:.1f} |",
+                    flush=True,
+                )
     if args.equipment:
         equipment_table(args.media)
 

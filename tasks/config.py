@@ -124,9 +124,7 @@ class MetricsConfig(_Section):
 
 class RenderConfig(_Section):
     crf: int = Field(ge=0, le=51)
-    preset: Literal[
-        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
-    ]
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
     x264_params: str = Field(default="", pattern=r"^([a-z0-9-]+=[^:=]+(:[a-z0-9-]+=[^:=]+)*)?$")
     min_visibility: float = Field(ge=0, le=1)
 
@@ -144,9 +142,7 @@ class AnalysisConfig(_Section):
     render: RenderConfig
 
 
-def load_config(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> AnalysisConfig:
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> AnalysisConfig:
     """Load the defaults, then merge an optional YAML file and a dict of overrides on top.
 
     Args:
@@ -167,9 +163,7 @@ def load_config(
     try:
         return AnalysisConfig.model_validate(merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"Invalid configuration: {problems}") from None
 
 

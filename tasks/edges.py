@@ -89,7 +89,9 @@ def estimate_edges(
         return None
     scores = edge_scores(left, right, edged, frame_s, config)
     block = block_length((left - right)[edged])
-    resampled = edge_scores(left, right, edged, frame_s, config, block_resamples(len(left), block, config.bootstrap_samples))
+    resampled = edge_scores(
+        left, right, edged, frame_s, config, block_resamples(len(left), block, config.bootstrap_samples)
+    )
     doubt = _Doubt(
         frames=np.nanvar(resampled, axis=0) * small_sample_factor(edged.sum() / block) ** 2,
         models=_views_variance(angles, span, leaning, frame_s, config),

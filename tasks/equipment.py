@@ -103,7 +103,9 @@ def sideways_share(image_xy: np.ndarray, max_ratio: float) -> float:
 
     torso = np.linalg.norm(middle("shoulder") - middle("hip"), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        gaps = [np.abs(point(f"left_{joint}")[:, 0] - point(f"right_{joint}")[:, 0]) / torso for joint in ("hip", "ankle")]
+        gaps = [
+            np.abs(point(f"left_{joint}")[:, 0] - point(f"right_{joint}")[:, 0]) / torso for joint in ("hip", "ankle")
+        ]
     posed = ~np.isnan(gaps[0]) & ~np.isnan(gaps[1])
     if not posed.any():
         return 0.0

@@ -35,7 +35,12 @@ LANDMARK_AXES = ("x_px", "y_px", "x_m", "y_m", "z_m", "visibility")
 FRAME_COLUMNS = ("frame", "time_s", "skier_x1", "skier_y1", "skier_x2", "skier_y2", "pose_detected")
 # Per-frame technique metrics, in degrees; the turn index is -1 outside any turn.
 METRIC_COLUMNS = (
-    "turn_index", "inclination_deg", "left_edge_deg", "right_edge_deg", "edge_difference_deg", "shin_angle_deg",
+    "turn_index",
+    "inclination_deg",
+    "left_edge_deg",
+    "right_edge_deg",
+    "edge_difference_deg",
+    "shin_angle_deg",
 )
 TURN_COLUMNS = tuple(Turn.__dataclass_fields__)
 
@@ -54,10 +59,15 @@ def landmarks_table(skier: SkierTrack, pose: PoseSequence, metrics: TechniqueMet
     frames = len(pose.times_s)
     angles = metrics.angles
     per_frame = np.round(
-        np.column_stack([
-            angles.inclination_deg, angles.left_edge_deg, angles.right_edge_deg,
-            angles.edge_difference_deg, angles.shin_angle_deg,
-        ]),
+        np.column_stack(
+            [
+                angles.inclination_deg,
+                angles.left_edge_deg,
+                angles.right_edge_deg,
+                angles.edge_difference_deg,
+                angles.shin_angle_deg,
+            ]
+        ),
         2,
     )
     landmarks = np.concatenate(
@@ -122,9 +132,12 @@ def write_turns(csv_path: Path, parquet_path: Path, table: pd.DataFrame) -> None
 
 # The Parquet type of each turn column (nullable: a partial turn has no scores).
 _TURN_DTYPES = {
-    name: "Int64" if name in ("index", "start_frame", "apex_frame", "end_frame", "edged_frames")
-    else "boolean" if name in ("partial", "uncertain")
-    else "string" if name in ("direction", "uncertain_reason")
+    name: "Int64"
+    if name in ("index", "start_frame", "apex_frame", "end_frame", "edged_frames")
+    else "boolean"
+    if name in ("partial", "uncertain")
+    else "string"
+    if name in ("direction", "uncertain_reason")
     else "Float64"
     for name in TURN_COLUMNS
 }
@@ -203,7 +216,11 @@ def summary_markdown(results: dict[str, Any], outputs_at: str) -> str:
             f"- {summary['complete_turns']} complete turns; mean edge similarity "
             f"{summary_score(summary, 'mean_edge_similarity')}; overall {summary_score(summary, 'overall')}"
         )
-        lines += ["", "| turn | direction | start s | end s | edge similarity (90% interval) |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| turn | direction | start s | end s | edge similarity (90% interval) |",
+            "|---|---|---|---|---|",
+        ]
         lines += [
             f"| {t['index']} | {t['direction']} | {t['start_s']:.2f} | {t['end_s']:.2f} | {turn_score(t)} |"
             for t in metrics["turns"]

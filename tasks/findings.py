@@ -69,88 +69,112 @@ class Cue:
 
 CUES: dict[str, Cue] = {
     "weaker_side": Cue(
-        "edge_similarity", ISSUE,
+        "edge_similarity",
+        ISSUE,
         "the mean edge similarity of one side's turns is below the other side's, the intervals apart",
-        5.0, "points",
+        5.0,
+        "points",
         "On your {weaker} turns, tip both knees into the turn together from the very start, as you do "
         "turning {stronger}; ski a few slow {weaker} turns thinking of nothing else.",
     ),
     "inside_ski_late": Cue(
-        "edge_lag_ms", ISSUE,
+        "edge_lag_ms",
+        ISSUE,
         "in turns of one direction, the inside leg's edge builds after the outside leg's, by more than "
         "one frame all through the lag's interval",
-        None, "ms",
+        None,
+        "ms",
         "Start each turn by tipping the inside foot: roll it onto its little-toe edge first and let the "
         "outside ski follow.",
     ),
     "outside_ski_late": Cue(
-        "edge_lag_ms", ISSUE,
+        "edge_lag_ms",
+        ISSUE,
         "in turns of one direction, the outside leg's edge builds after the inside leg's, by more than "
         "one frame all through the lag's interval",
-        None, "ms",
+        None,
+        "ms",
         "Roll the outside ski onto its big-toe edge as the turn starts, together with the inside ski, "
         "instead of letting it follow.",
     ),
     "shins_apart": Cue(
-        "edge_difference_deg", ISSUE,
+        "edge_difference_deg",
+        ISSUE,
         "the mean left-right shin tilt difference over all turns is above the threshold, all through its interval",
-        4.0, "degrees",
+        4.0,
+        "degrees",
         "Keep your shins parallel: imagine a ball held between your knees and tip both knees the same amount.",
     ),
     "least_parallel_turn": Cue(
-        "edge_difference_deg", ISSUE,
+        "edge_difference_deg",
+        ISSUE,
         "one turn's shin tilt difference is above the threshold and its interval above every other turn's",
-        4.0, "degrees",
+        4.0,
+        "degrees",
         "Watch this turn in the video: find where one knee tips in or falls behind the other, then ski "
         "that part again slowly.",
     ),
     "uneven_rhythm": Cue(
-        "duration_spread_s", ISSUE,
+        "duration_spread_s",
+        ISSUE,
         "the longest complete turn lasts longer than the shortest by over 40% of the median turn, all "
         "through the interval of the difference",
-        0.4, "share of the median turn",
+        0.4,
+        "share of the median turn",
         "Ski to a count: say 'turn, and, turn' aloud, or follow a line of markers set at even spacing.",
     ),
     "even_rhythm": Cue(
-        "duration_spread_s", STRENGTH,
+        "duration_spread_s",
+        STRENGTH,
         "the longest complete turn lasts longer than the shortest by under 25% of the median turn, all "
         "through the interval of the difference",
-        0.25, "share of the median turn",
+        0.25,
+        "share of the median turn",
         "Keep it, and vary it on purpose: link a few short turns, then a few long ones, each rhythm steady.",
     ),
     "leaning_in_side": Cue(
-        "angulation_deg", ISSUE,
+        "angulation_deg",
+        ISSUE,
         "the shins tip further beyond the body's lean in one direction's turns than in the other's, the "
         "intervals apart",
-        5.0, "degrees",
+        5.0,
+        "degrees",
         "When turning {weaker}, keep your shoulders level and move your knees and hips into the turn, as "
         "you do turning {stronger}.",
     ),
     "leaning_in": Cue(
-        "angulation_deg", ISSUE,
+        "angulation_deg",
+        ISSUE,
         "over all turns, the shins tip less than the threshold beyond the body's lean, all through the "
         "interval: the skier leans in with the whole body",
-        5.0, "degrees",
+        5.0,
+        "degrees",
         "Angulate: keep your upper body upright and level, and move your knees and hips into the turn "
         "instead of leaning your whole body.",
     ),
     "angulation": Cue(
-        "angulation_deg", STRENGTH,
+        "angulation_deg",
+        STRENGTH,
         "over all turns, the shins tip more than the threshold beyond the body's lean, all through the interval",
-        10.0, "degrees",
+        10.0,
+        "degrees",
         "Keep it: with the edges holding, let your body lean a little further into the turn as your speed grows.",
     ),
     "few_clean_turns": Cue(
-        "edge_similarity", NOTE,
+        "edge_similarity",
+        NOTE,
         f"fewer than {MIN_CLEAN_TURNS} complete turns are scored precisely enough (not uncertain)",
-        None, "turns",
+        None,
+        "turns",
         "Film six or more linked turns from behind or in front, with the skier large in the frame and "
         "both legs in view.",
     ),
     "nothing_stands_out": Cue(
-        "all", NOTE,
+        "all",
+        NOTE,
         "no other finding clears its intervals",
-        None, "",
+        None,
+        "",
         "Film a longer run, eight or more turns, so that smaller differences can be told apart.",
     ),
 }
@@ -197,8 +221,13 @@ class Reference:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "label": self.label, "source": self.source, "metric": self.metric, "value": self.value,
-            "low": _finite(self.low), "high": _finite(self.high), "turns": list(self.turns),
+            "label": self.label,
+            "source": self.source,
+            "metric": self.metric,
+            "value": self.value,
+            "low": _finite(self.low),
+            "high": _finite(self.high),
+            "turns": list(self.turns),
         }
 
 
@@ -252,9 +281,15 @@ class Evidence:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "metric": self.metric, "value": self.value, "low": self.low, "high": self.high,
-            "unit": self.unit, "turns": list(self.turns),
-            "against": self.against.as_dict() if self.against else None, "text": self.text(),
+            "source": self.source,
+            "metric": self.metric,
+            "value": self.value,
+            "low": self.low,
+            "high": self.high,
+            "unit": self.unit,
+            "turns": list(self.turns),
+            "against": self.against.as_dict() if self.against else None,
+            "text": self.text(),
         }
 
 
@@ -311,10 +346,17 @@ class Finding:
         """The finding as `results.json` holds it; `rank` counts from 1."""
         moment = self.moment
         return {
-            "rank": rank, "key": self.key, "kind": self.kind, "title": self.title, "text": self.text,
-            "evidence": self.evidence.as_dict(), "turns": list(self.turns),
-            "turn": moment.turn if moment else None, "frame": moment.frame if moment else None,
-            "time_s": moment.time_s if moment else None, "try": self.to_try,
+            "rank": rank,
+            "key": self.key,
+            "kind": self.kind,
+            "title": self.title,
+            "text": self.text,
+            "evidence": self.evidence.as_dict(),
+            "turns": list(self.turns),
+            "turn": moment.turn if moment else None,
+            "frame": moment.frame if moment else None,
+            "time_s": moment.time_s if moment else None,
+            "try": self.to_try,
             "still": still_name(rank) if moment else None,
         }
 
@@ -368,7 +410,9 @@ class _Run:
         self.frame_s = frame_s
         self.edged_fraction = edged_fraction
         self.complete = [turn for turn in self.turns if not turn["partial"]]
-        self.clean = [turn for turn in self.complete if turn.get("edge_similarity") is not None and not turn["uncertain"]]
+        self.clean = [
+            turn for turn in self.complete if turn.get("edge_similarity") is not None and not turn["uncertain"]
+        ]
 
     def side(self, direction: str) -> list[Mapping[str, Any]]:
         return [turn for turn in self.clean if turn["direction"] == direction]
@@ -381,7 +425,9 @@ class _Run:
     def moment(self, turn: Mapping[str, Any], frame: int | None = None) -> Moment:
         """The turn's frame `frame` (its apex by default) as a moment."""
         frame = turn["apex_frame"] if frame is None else frame
-        return Moment(turn["index"], frame, self.frames[frame]["time_s"] if frame < len(self.frames) else turn["apex_s"])
+        return Moment(
+            turn["index"], frame, self.frames[frame]["time_s"] if frame < len(self.frames) else turn["apex_s"]
+        )
 
     def edged(self, turn: Mapping[str, Any]) -> list[int]:
         """The frames of the turn's edged part: around the apex, leaning at least
@@ -419,9 +465,20 @@ def _weaker_side(run: _Run) -> list[Finding]:
     (weaker, low_side), (stronger, high_side) = sorted((("left", left), ("right", right)), key=lambda item: item[1][0])
     weak_turns, strong_turns = run.side(weaker), run.side(stronger)
     evidence = Evidence(
-        "summary", f"{weaker}_mean", *low_side, "points", _indices(weak_turns),
-        Reference(turns_phrase(stronger, len(strong_turns)), "summary", f"{stronger}_mean", high_side[1],
-                  high_side[2], high_side[0], _indices(strong_turns)),
+        "summary",
+        f"{weaker}_mean",
+        *low_side,
+        "points",
+        _indices(weak_turns),
+        Reference(
+            turns_phrase(stronger, len(strong_turns)),
+            "summary",
+            f"{stronger}_mean",
+            high_side[1],
+            high_side[2],
+            high_side[0],
+            _indices(strong_turns),
+        ),
     )
     worst = min(weak_turns, key=lambda turn: turn["edge_similarity"])
     verb = "scores" if len(weak_turns) == 1 else "score"
@@ -430,11 +487,18 @@ def _weaker_side(run: _Run) -> list[Finding]:
         f"{turns_phrase(stronger, len(strong_turns))} ({low_side[0]:.0f} against {high_side[0]:.0f} edge "
         f"similarity): your legs tip less together when you turn {weaker}."
     )
-    return [Finding(
-        "weaker_side", f"{weaker.capitalize()} turns score lower", text, evidence,
-        _indices(weak_turns + strong_turns), run.moment(worst),
-        (high_side[0] - low_side[0]) / CUES["weaker_side"].limit, (weaker, stronger),
-    )]
+    return [
+        Finding(
+            "weaker_side",
+            f"{weaker.capitalize()} turns score lower",
+            text,
+            evidence,
+            _indices(weak_turns + strong_turns),
+            run.moment(worst),
+            (high_side[0] - low_side[0]) / CUES["weaker_side"].limit,
+            (weaker, stronger),
+        )
+    ]
 
 
 def _late_ski(run: _Run) -> list[Finding]:
@@ -452,8 +516,14 @@ def _late_ski(run: _Run) -> list[Finding]:
         key = "inside_ski_late" if inside_late else "outside_ski_late"
         role, other = ("inside", "outside") if inside_late else ("outside", "inside")
         evidence = Evidence(
-            "summary", f"{direction}_edge_lag_ms", *lag, "ms", _indices(turns),
-            Reference("a lag within one frame cannot be told from the pose's wobble", "zone", None, -frame_ms, frame_ms),
+            "summary",
+            f"{direction}_edge_lag_ms",
+            *lag,
+            "ms",
+            _indices(turns),
+            Reference(
+                "a lag within one frame cannot be told from the pose's wobble", "zone", None, -frame_ms, frame_ms
+            ),
         )
         sign = 1 if lag[0] > 0 else -1
         shown = max(turns, key=lambda turn: sign * turn["edge_lag_ms"])
@@ -464,10 +534,17 @@ def _late_ski(run: _Run) -> list[Finding]:
             f"In {turns_phrase(direction, len(turns))} your {role} ({late}) ski tips about {abs(lag[0]):.0f} ms "
             f"after your {other} ({early}) ski."
         )
-        found.append(Finding(
-            key, f"{role.capitalize()} ski tips late in {direction} turns", text, evidence, _indices(turns),
-            run.moment(shown, frame), abs(lag[0]) / frame_ms,
-        ))
+        found.append(
+            Finding(
+                key,
+                f"{role.capitalize()} ski tips late in {direction} turns",
+                text,
+                evidence,
+                _indices(turns),
+                run.moment(shown, frame),
+                abs(lag[0]) / frame_ms,
+            )
+        )
     return found
 
 
@@ -485,17 +562,28 @@ def _shins_apart(run: _Run) -> list[Finding]:
     turns = [turn for turn in run.clean if turn.get("edge_difference_deg") is not None]
     shown = max(turns, key=lambda turn: turn["edge_difference_deg"])
     evidence = Evidence(
-        "summary", "edge_difference_deg", *difference, "degrees", _indices(turns),
+        "summary",
+        "edge_difference_deg",
+        *difference,
+        "degrees",
+        _indices(turns),
         Reference("a difference too small to matter", "zone", None, -INF, cue.limit),
     )
     text = (
         f"Your shins are not parallel: through your turns one is tipped about {_degrees(difference[0])} "
         "more than the other."
     )
-    return [Finding(
-        "shins_apart", "Shins not parallel", text, evidence, _indices(turns),
-        run.moment(shown, _most_apart(run, shown)), difference[0] / cue.limit,
-    )]
+    return [
+        Finding(
+            "shins_apart",
+            "Shins not parallel",
+            text,
+            evidence,
+            _indices(turns),
+            run.moment(shown, _most_apart(run, shown)),
+            difference[0] / cue.limit,
+        )
+    ]
 
 
 def _least_parallel_turn(run: _Run) -> list[Finding]:
@@ -506,13 +594,22 @@ def _least_parallel_turn(run: _Run) -> list[Finding]:
     shown = max(turns, key=lambda turn: turn["edge_difference_deg"])
     others = [turn for turn in turns if turn is not shown]
     against = Reference(
-        "your other turns", "turns", "edge_difference_deg",
-        min(turn["edge_difference_deg_low"] for turn in others), max(turn["edge_difference_deg_high"] for turn in others),
+        "your other turns",
+        "turns",
+        "edge_difference_deg",
+        min(turn["edge_difference_deg_low"] for turn in others),
+        max(turn["edge_difference_deg_high"] for turn in others),
         turns=_indices(others),
     )
     evidence = Evidence(
-        "turn", "edge_difference_deg", shown["edge_difference_deg"], shown["edge_difference_deg_low"],
-        shown["edge_difference_deg_high"], "degrees", (shown["index"],), against,
+        "turn",
+        "edge_difference_deg",
+        shown["edge_difference_deg"],
+        shown["edge_difference_deg_low"],
+        shown["edge_difference_deg_high"],
+        "degrees",
+        (shown["index"],),
+        against,
     )
     if not evidence.clears or shown["edge_difference_deg"] < cue.limit:
         return []
@@ -520,11 +617,18 @@ def _least_parallel_turn(run: _Run) -> list[Finding]:
         f"Your legs were least parallel in turn {shown['index']}, a {shown['direction']} turn: the shins differed "
         f"by about {_degrees(shown['edge_difference_deg'])}, more than in any other turn."
     )
-    return [Finding(
-        "least_parallel_turn", f"Least parallel: turn {shown['index']}", text, evidence, (shown["index"],),
-        # Ranked a little below shins apart in every turn, when both are told.
-        run.moment(shown, _most_apart(run, shown)), 0.9 * shown["edge_difference_deg"] / cue.limit,
-    )]
+    return [
+        Finding(
+            "least_parallel_turn",
+            f"Least parallel: turn {shown['index']}",
+            text,
+            evidence,
+            (shown["index"],),
+            # Ranked a little below shins apart in every turn, when both are told.
+            run.moment(shown, _most_apart(run, shown)),
+            0.9 * shown["edge_difference_deg"] / cue.limit,
+        )
+    ]
 
 
 def _most_apart(run: _Run, turn: Mapping[str, Any]) -> int | None:
@@ -548,21 +652,46 @@ def _rhythm(run: _Run) -> list[Finding]:
     every = _indices(run.complete)
     uneven, even = CUES["uneven_rhythm"].limit * median, CUES["even_rhythm"].limit * median
     if different(interval, (-INF, uneven)):
-        evidence = Evidence("rhythm", "duration_spread_s", spread, *interval, "s", every,
-                            Reference("even enough (40% of the median turn)", "zone", None, -INF, uneven))
+        evidence = Evidence(
+            "rhythm",
+            "duration_spread_s",
+            spread,
+            *interval,
+            "s",
+            every,
+            Reference("even enough (40% of the median turn)", "zone", None, -INF, uneven),
+        )
         odd = max(run.complete, key=lambda turn: abs(turn["duration_s"] - median))
         text = (
             f"Your rhythm is uneven: your turns took from {shortest['duration_s']:.1f} s to "
             f"{longest['duration_s']:.1f} s."
         )
-        return [Finding("uneven_rhythm", "Uneven rhythm", text, evidence, every,
-                        run.moment(odd, odd["start_frame"]), interval[0] / uneven)]
+        return [
+            Finding(
+                "uneven_rhythm",
+                "Uneven rhythm",
+                text,
+                evidence,
+                every,
+                run.moment(odd, odd["start_frame"]),
+                interval[0] / uneven,
+            )
+        ]
     if different(interval, (even, INF)):
-        evidence = Evidence("rhythm", "duration_spread_s", spread, *interval, "s", every,
-                            Reference("too uneven to call even (25% of the median turn)", "zone", None, even, INF))
-        between = (f"about {shortest['duration_s']:.1f} s"
-                   if f"{shortest['duration_s']:.1f}" == f"{longest['duration_s']:.1f}"
-                   else f"between {shortest['duration_s']:.1f} and {longest['duration_s']:.1f} s")
+        evidence = Evidence(
+            "rhythm",
+            "duration_spread_s",
+            spread,
+            *interval,
+            "s",
+            every,
+            Reference("too uneven to call even (25% of the median turn)", "zone", None, even, INF),
+        )
+        between = (
+            f"about {shortest['duration_s']:.1f} s"
+            if f"{shortest['duration_s']:.1f}" == f"{longest['duration_s']:.1f}"
+            else f"between {shortest['duration_s']:.1f} and {longest['duration_s']:.1f} s"
+        )
         text = f"Your rhythm is even: each of your {len(run.complete)} complete turns took {between}."
         # A strength weighs more the further the spread stays below the limit.
         weight = even / max(interval[1], run.frame_s)
@@ -574,25 +703,49 @@ def _lean(run: _Run) -> list[Finding]:
     """Leaning in compared with edging: between the sides when they differ, else over all turns."""
     left, right = run.interval("left_angulation_deg"), run.interval("right_angulation_deg")
     if left is not None and right is not None and different(left[1:], right[1:]):
-        (weaker, low_side), (stronger, high_side) = sorted((("left", left), ("right", right)), key=lambda item: item[1][0])
+        (weaker, low_side), (stronger, high_side) = sorted(
+            (("left", left), ("right", right)), key=lambda item: item[1][0]
+        )
         weak_turns = [turn for turn in run.side(weaker) if turn.get("angulation_deg") is not None]
         strong_turns = [turn for turn in run.side(stronger) if turn.get("angulation_deg") is not None]
         evidence = Evidence(
-            "summary", f"{weaker}_angulation_deg", *low_side, "degrees", _indices(weak_turns),
-            Reference(turns_phrase(stronger, len(strong_turns)), "summary", f"{stronger}_angulation_deg",
-                      high_side[1], high_side[2], high_side[0], _indices(strong_turns)),
+            "summary",
+            f"{weaker}_angulation_deg",
+            *low_side,
+            "degrees",
+            _indices(weak_turns),
+            Reference(
+                turns_phrase(stronger, len(strong_turns)),
+                "summary",
+                f"{stronger}_angulation_deg",
+                high_side[1],
+                high_side[2],
+                high_side[0],
+                _indices(strong_turns),
+            ),
         )
-        how = ("you lean in with your whole body" if different(low_side[1:], (CUES["leaning_in"].limit, INF))
-               else "you angulate less")
+        how = (
+            "you lean in with your whole body"
+            if different(low_side[1:], (CUES["leaning_in"].limit, INF))
+            else "you angulate less"
+        )
         text = (
             f"Turning {weaker} {how}: your shins tip about {_degrees(low_side[0])} further than your body "
             f"leans, against {_degrees(high_side[0])} turning {stronger}."
         )
         shown = min(weak_turns, key=lambda turn: turn["angulation_deg"])
-        return [Finding(
-            "leaning_in_side", f"Leaning in turning {weaker}", text, evidence, _indices(weak_turns + strong_turns),
-            run.moment(shown), (high_side[0] - low_side[0]) / CUES["leaning_in_side"].limit, (weaker, stronger),
-        )]
+        return [
+            Finding(
+                "leaning_in_side",
+                f"Leaning in turning {weaker}",
+                text,
+                evidence,
+                _indices(weak_turns + strong_turns),
+                run.moment(shown),
+                (high_side[0] - low_side[0]) / CUES["leaning_in_side"].limit,
+                (weaker, stronger),
+            )
+        ]
     overall = run.interval("angulation_deg")
     if overall is None:
         return []
@@ -600,25 +753,55 @@ def _lean(run: _Run) -> list[Finding]:
     banking, angulating = CUES["leaning_in"].limit, CUES["angulation"].limit
     if different(overall[1:], (banking, INF)):
         shown = min(turns, key=lambda turn: turn["angulation_deg"])
-        evidence = Evidence("summary", "angulation_deg", *overall, "degrees", _indices(turns),
-                            Reference("angulating", "zone", None, banking, INF))
+        evidence = Evidence(
+            "summary",
+            "angulation_deg",
+            *overall,
+            "degrees",
+            _indices(turns),
+            Reference("angulating", "zone", None, banking, INF),
+        )
         text = (
             f"You lean in with your whole body: your shins tip only about {_degrees(overall[0])} further than "
             "your body leans."
         )
         # At least 1, and more the further the angulation falls short of the limit.
-        return [Finding("leaning_in", "Leaning in", text, evidence, _indices(turns), run.moment(shown),
-                        (banking - overall[0]) / banking + 1)]
+        return [
+            Finding(
+                "leaning_in",
+                "Leaning in",
+                text,
+                evidence,
+                _indices(turns),
+                run.moment(shown),
+                (banking - overall[0]) / banking + 1,
+            )
+        ]
     if different(overall[1:], (-INF, angulating)):
         shown = max(turns, key=lambda turn: turn["angulation_deg"])
-        evidence = Evidence("summary", "angulation_deg", *overall, "degrees", _indices(turns),
-                            Reference("not clearly angulating", "zone", None, -INF, angulating))
+        evidence = Evidence(
+            "summary",
+            "angulation_deg",
+            *overall,
+            "degrees",
+            _indices(turns),
+            Reference("not clearly angulating", "zone", None, -INF, angulating),
+        )
         text = (
             f"You angulate: your shins tip about {_degrees(overall[0])} further than your body leans, which "
             "holds the edges."
         )
-        return [Finding("angulation", "Good angulation", text, evidence, _indices(turns), run.moment(shown),
-                        overall[0] / angulating)]
+        return [
+            Finding(
+                "angulation",
+                "Good angulation",
+                text,
+                evidence,
+                _indices(turns),
+                run.moment(shown),
+                overall[0] / angulating,
+            )
+        ]
     return []
 
 
@@ -638,8 +821,14 @@ def _few_clean_turns(run: _Run) -> Finding:
             text = text[:-1] + f" ({'; '.join(reasons)})."
     evidence = Evidence("count", "clean_turns", clean, clean, clean, "turns", _indices(run.clean))
     shown = uncertain[0] if uncertain else None
-    return Finding("few_clean_turns", "Not enough clean turns", text, evidence, _indices(run.complete),
-                   run.moment(shown) if shown else None)
+    return Finding(
+        "few_clean_turns",
+        "Not enough clean turns",
+        text,
+        evidence,
+        _indices(run.complete),
+        run.moment(shown) if shown else None,
+    )
 
 
 def _nothing_stands_out(run: _Run) -> Finding:
@@ -648,8 +837,9 @@ def _nothing_stands_out(run: _Run) -> Finding:
         "turns, your left and right turns, the timing of your edges, your shins and your lean are all within "
         "their uncertainty."
     )
-    evidence = Evidence("count", "clean_turns", len(run.clean), len(run.clean), len(run.clean), "turns",
-                        _indices(run.clean))
+    evidence = Evidence(
+        "count", "clean_turns", len(run.clean), len(run.clean), len(run.clean), "turns", _indices(run.clean)
+    )
     return Finding("nothing_stands_out", "Nothing stands out", text, evidence, _indices(run.clean), None)
 
 

@@ -142,7 +142,9 @@ def skier_legs(
     for own, other in (("left", "right"), ("right", "left")):
         legs.append(
             {
-                joint: np.where(keep[:, None], landmarks[:, INDEX[f"{own}_{joint}"]], landmarks[:, INDEX[f"{other}_{joint}"]])
+                joint: np.where(
+                    keep[:, None], landmarks[:, INDEX[f"{own}_{joint}"]], landmarks[:, INDEX[f"{other}_{joint}"]]
+                )
                 for joint in _LEG
             }
         )

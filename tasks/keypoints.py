@@ -26,8 +26,14 @@ from tasks.yolo import load_yolo
 
 # COCO keypoint number of each shared point, by MediaPipe landmark name.
 _COCO = {
-    "left_shoulder": 5, "right_shoulder": 6, "left_hip": 11, "right_hip": 12,
-    "left_knee": 13, "right_knee": 14, "left_ankle": 15, "right_ankle": 16,
+    "left_shoulder": 5,
+    "right_shoulder": 6,
+    "left_hip": 11,
+    "right_hip": 12,
+    "left_knee": 13,
+    "right_knee": 14,
+    "left_ankle": 15,
+    "right_ankle": 16,
 }
 SHARED = tuple(_COCO)
 SHARED_LANDMARKS = np.array([INDEX[name] for name in SHARED])

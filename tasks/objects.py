@@ -37,7 +37,7 @@ def upload(path: Path, location: str) -> None:
 
 
 def _split(location: str) -> tuple[str, str]:
-    bucket, _, key = location[len(REMOTE_SCHEME):].partition("/")
+    bucket, _, key = location[len(REMOTE_SCHEME) :].partition("/")
     if not bucket or not key:
         raise ValueError(f"Not an object location: {location}")
     return bucket, key

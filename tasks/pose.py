@@ -122,7 +122,11 @@ def estimate_pose(
     progress = _Progress(on_progress)
     # A worker's queue holds up to a chunk, so the others get theirs while it catches up.
     queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=_chunk_frames(info, config)) for _ in range(config.workers)]
-    second = _SecondOpinion(keypoint_model, info.frames_in_trim, views_of(config), config.crop_size) if keypoint_model else None
+    second = (
+        _SecondOpinion(keypoint_model, info.frames_in_trim, views_of(config), config.crop_size)
+        if keypoint_model
+        else None
+    )
     with ThreadPoolExecutor(config.workers, thread_name_prefix="pose") as pool:
         running = [pool.submit(_estimate_crops, crops, pose, config, model_path, progress) for crops in queues]
         try:

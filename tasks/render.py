@@ -14,8 +14,8 @@ import numpy as np
 
 from tasks.config import RenderConfig
 from tasks.files import atomic_path
-from tasks.intervals import draw_interval
 from tasks.frontal import labels_match_skier
+from tasks.intervals import draw_interval
 from tasks.landmarks import BODY_JOINTS, CENTRE_BONES, LEFT_BONES, RIGHT_BONES
 from tasks.pose import PoseSequence
 from tasks.progress import ProgressCallback
@@ -77,7 +77,10 @@ def render_overlay(
     wanted: dict[int, list[Still]] = {}
     for still in stills:
         wanted.setdefault(still.frame, []).append(still)
-    with atomic_path(path) as partial, av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as output:
+    with (
+        atomic_path(path) as partial,
+        av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as output,
+    ):
         stream = output.add_stream("libx264", rate=rate)
         stream.width, stream.height = info.width + info.width % 2, info.height + info.height % 2
         stream.pix_fmt = "yuv420p"
@@ -235,8 +238,14 @@ class I420Canvas:
     ) -> None:
         for plane, value, shift in self._layers(colour):
             cv2.putText(  # type: ignore[call-overload]
-                plane, text, (origin[0] >> shift, origin[1] >> shift), cv2.FONT_HERSHEY_SIMPLEX,
-                font_scale / (1 << shift), value, _thinner(thickness, shift), cv2.LINE_AA,
+                plane,
+                text,
+                (origin[0] >> shift, origin[1] >> shift),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                font_scale / (1 << shift),
+                value,
+                _thinner(thickness, shift),
+                cv2.LINE_AA,
             )
 
     def _layers(self, colour: tuple[int, int, int]) -> Iterator[tuple[np.ndarray, int, int]]:

@@ -23,8 +23,8 @@ from prefect.tasks import exponential_backoff
 from tasks.caching import CacheKeyFn, step_key
 from tasks.charts import plot_metrics
 from tasks.config import AnalysisConfig
-from tasks.errors import PoserError
 from tasks.contract import OUTPUT_FILES, ArtifactKind
+from tasks.errors import PoserError
 from tasks.export import (
     angle_rows,
     landmarks_table,
@@ -78,8 +78,11 @@ def _step(name: str, cache_key_fn: CacheKeyFn) -> Callable[[Callable[P, R]], Tas
 def probe(video_path: str, trim_start_s: float | None, trim_end_s: float | None, config: AnalysisConfig) -> VideoInfo:
     with stage("probe", 1) as progress:
         info = probe_video(
-            video_path, trim_start_s, trim_end_s,
-            max_duration_s=config.video.max_duration_s, min_duration_s=config.video.min_duration_s,
+            video_path,
+            trim_start_s,
+            trim_end_s,
+            max_duration_s=config.video.max_duration_s,
+            min_duration_s=config.video.min_duration_s,
         )
         progress(1)
     return info
@@ -125,7 +128,9 @@ def findings(smoothed: PoseSequence, technique: TechniqueMetrics, config: Analys
     times = smoothed.times_s
     frame_s = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
     ranked = find_findings(
-        technique.as_dict(), angle_rows(times, technique), frame_s=frame_s,
+        technique.as_dict(),
+        angle_rows(times, technique),
+        frame_s=frame_s,
         edged_fraction=config.metrics.edged_fraction,
     )
     return findings_as_dicts(ranked)
@@ -133,8 +138,13 @@ def findings(smoothed: PoseSequence, technique: TechniqueMetrics, config: Analys
 
 @_step("render", step_key("info", "config", "out_dir", "stills"))
 def render(
-    info: VideoInfo, skier: SkierTrack, smoothed: PoseSequence, technique: TechniqueMetrics,
-    config: AnalysisConfig, out_dir: str, stills: tuple[Still, ...] = (),
+    info: VideoInfo,
+    skier: SkierTrack,
+    smoothed: PoseSequence,
+    technique: TechniqueMetrics,
+    config: AnalysisConfig,
+    out_dir: str,
+    stills: tuple[Still, ...] = (),
 ) -> str:
     """Write `overlay.mp4`, and each of `stills` as a JPEG beside it, in one pass over the frames."""
     path = Path(out_dir) / OUTPUT_FILES[ArtifactKind.VIDEO]
@@ -145,7 +155,10 @@ def render(
 
 @_step("export", step_key("out_dir"))
 def export(
-    results: dict, skier: SkierTrack, smoothed: PoseSequence | None, technique: TechniqueMetrics | None,
+    results: dict,
+    skier: SkierTrack,
+    smoothed: PoseSequence | None,
+    technique: TechniqueMetrics | None,
     out_dir: str,
 ) -> dict:
     """Write the landmarks and the turns (CSV and Parquet) and `metrics.png` (when there is a
@@ -153,11 +166,13 @@ def export(
     out = Path(out_dir)
     if smoothed is not None and technique is not None:
         write_landmarks(
-            out / OUTPUT_FILES[ArtifactKind.LANDMARKS_CSV], out / OUTPUT_FILES[ArtifactKind.LANDMARKS_PARQUET],
+            out / OUTPUT_FILES[ArtifactKind.LANDMARKS_CSV],
+            out / OUTPUT_FILES[ArtifactKind.LANDMARKS_PARQUET],
             landmarks_table(skier, smoothed, technique),
         )
         write_turns(
-            out / OUTPUT_FILES[ArtifactKind.TURNS_CSV], out / OUTPUT_FILES[ArtifactKind.TURNS_PARQUET],
+            out / OUTPUT_FILES[ArtifactKind.TURNS_CSV],
+            out / OUTPUT_FILES[ArtifactKind.TURNS_PARQUET],
             turns_table(technique),
         )
         plot_metrics(smoothed.times_s, technique, out / OUTPUT_FILES[ArtifactKind.CHART])

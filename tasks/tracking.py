@@ -91,9 +91,16 @@ class Detections:
         """Detections from rows laid out as `table()` gives them."""
         table = table.reshape(-1, 7)
         return cls(
-            frame=table[:, 0].astype(np.int64), track_id=table[:, 1].astype(np.int64), boxes=table[:, 2:6],
-            confidence=table[:, 6], frame_count=frame_count, fps=fps, width=width, height=height,
-            appearance=appearance, stride=stride,
+            frame=table[:, 0].astype(np.int64),
+            track_id=table[:, 1].astype(np.int64),
+            boxes=table[:, 2:6],
+            confidence=table[:, 6],
+            frame_count=frame_count,
+            fps=fps,
+            width=width,
+            height=height,
+            appearance=appearance,
+            stride=stride,
             equipment=np.empty((0, 7)) if equipment is None else equipment.reshape(-1, 7),
         )
 
@@ -180,25 +187,26 @@ def detect_and_track(
             people = found.cls == _COCO_PERSON
             scale = info.width / frame.image.shape[1]
             gear = found[~people]
-            equipment.append(np.column_stack(
-                [np.full(len(gear), frame.index), gear.cls, gear.xyxy * scale, gear.conf]
-            ))
+            equipment.append(np.column_stack([np.full(len(gear), frame.index), gear.cls, gear.xyxy * scale, gear.conf]))
             found = found[people]
             tracks = tracker.update(found, frame.image)
             track_ids = np.full(len(found), UNTRACKED, dtype=np.float64)
             if len(tracks):
                 track_ids[tracks[:, -1].astype(int)] = tracks[:, 4]
-            rows.append(
-                np.column_stack([np.full(len(found), frame.index), track_ids, found.xyxy * scale, found.conf])
-            )
+            rows.append(np.column_stack([np.full(len(found), frame.index), track_ids, found.xyxy * scale, found.conf]))
             histograms += [appearance.clothing_histogram(frame.image, box) for box in found.xyxy]
         if on_progress:
             on_progress(min(batch[-1].index + stride, info.frames_in_trim))
     table = np.concatenate(rows) if rows else np.empty((0, 7))
     found = Detections.from_table(
-        table, info.frames_in_trim, info.fps, info.width, info.height,
+        table,
+        info.frames_in_trim,
+        info.fps,
+        info.width,
+        info.height,
         appearance=np.asarray(histograms).reshape(-1, appearance.HISTOGRAM_SIZE),
-        equipment=np.concatenate(equipment) if equipment else None, stride=stride,
+        equipment=np.concatenate(equipment) if equipment else None,
+        stride=stride,
     )
     return fill_skipped_frames(found, stride)
 
@@ -263,12 +271,23 @@ def select_skier(
     tracked = int(np.sum(~np.isnan(boxes[:, 0])))
     log.info(
         "Skier tracked in %d of %d frames (%.0f%%), chosen %s from %d people, track pieces %s",
-        tracked, detections.frame_count, 100 * tracked / max(detections.frame_count, 1), selection, len(ids),
+        tracked,
+        detections.frame_count,
+        100 * tracked / max(detections.frame_count, 1),
+        selection,
+        len(ids),
         list(chosen),
     )
     return SkierTrack(
-        boxes, confidence, tuple(chosen), frames_per_track, selection, len(ids), tuple(warnings),
-        equipment=equipment_votes(detections.equipment, boxes), detector_frames=seen,
+        boxes,
+        confidence,
+        tuple(chosen),
+        frames_per_track,
+        selection,
+        len(ids),
+        tuple(warnings),
+        equipment=equipment_votes(detections.equipment, boxes),
+        detector_frames=seen,
     )
 
 
@@ -336,15 +355,20 @@ def fill_skipped_frames(detections: Detections, stride: int) -> Detections:
     table = np.concatenate(filled)
     table = table[np.argsort(table[:, 0], kind="stable")]
     return Detections.from_table(
-        table[:, :7], detections.frame_count, detections.fps, detections.width, detections.height,
+        table[:, :7],
+        detections.frame_count,
+        detections.fps,
+        detections.width,
+        detections.height,
         appearance=table[:, 7:] if detections.appearance is not None else None,
-        equipment=detections.equipment, stride=detections.stride,
+        equipment=detections.equipment,
+        stride=detections.stride,
     )
 
 
 def _load_tracker(path: Path, stride: int):
     from ultralytics.trackers.bot_sort import BOTSORT
-    from ultralytics.utils import IterableSimpleNamespace, YAML
+    from ultralytics.utils import YAML, IterableSimpleNamespace
 
     args = YAML.load(path)
     # A lost track is kept for `track_buffer` tracker updates; the file means frames of the
@@ -357,8 +381,13 @@ def _load_detector(model_path: Path, config: TrackingConfig, device: str):
     """A function from a batch of images to the person, ski and board boxes in each
     (Ultralytics `Boxes`). The extra classes come from the same inference, at no cost."""
     predict = load_yolo(
-        model_path, "detect", device, config.threads or cores_but_one(),
-        imgsz=config.imgsz, conf=config.confidence, classes=[_COCO_PERSON, *EQUIPMENT_CLASSES],
+        model_path,
+        "detect",
+        device,
+        config.threads or cores_but_one(),
+        imgsz=config.imgsz,
+        conf=config.confidence,
+        classes=[_COCO_PERSON, *EQUIPMENT_CLASSES],
     )
 
     def detect(images: list[np.ndarray]) -> list:
@@ -374,15 +403,10 @@ def _track_scores(detections: Detections) -> dict[int, float]:
     half_diagonal = np.hypot(detections.width, detections.height) / 2
     offset = np.hypot(centre[:, 0] - detections.width / 2, centre[:, 1] - detections.height / 2) / half_diagonal
     row_scores = detections.confidence * height * (1.0 - 0.5 * np.clip(offset, 0, 1))
-    return {
-        track_id: float(row_scores[detections.track_id == track_id].sum())
-        for track_id in detections.track_ids()
-    }
+    return {track_id: float(row_scores[detections.track_id == track_id].sum()) for track_id in detections.track_ids()}
 
 
-def _track_at_hint(
-    detections: Detections, hint: SkierHint, trim_start_s: float, tolerance_s: float
-) -> int | None:
+def _track_at_hint(detections: Detections, hint: SkierHint, trim_start_s: float, tolerance_s: float) -> int | None:
     frame = round((hint.time_s - trim_start_s) * detections.fps)
     near = np.abs(detections.frame - frame) <= max(0, round(tolerance_s * detections.fps))
     if not near.any():
@@ -433,9 +457,12 @@ class _StitchRules:
         if config.appearance_stitching and detections.appearance is not None:
             look = appearance.signature(detections.appearance[detections.track_id == primary])
         return cls(
-            max_gap=_frames(config.stitch_max_gap_s, detections.fps), max_jump=config.stitch_max_jump,
-            far_gap=_frames(config.appearance_max_gap_s, detections.fps), look=look,
-            match=config.appearance_match, min_similarity=config.appearance_min,
+            max_gap=_frames(config.stitch_max_gap_s, detections.fps),
+            max_jump=config.stitch_max_jump,
+            far_gap=_frames(config.appearance_max_gap_s, detections.fps),
+            look=look,
+            match=config.appearance_match,
+            min_similarity=config.appearance_min,
         )
 
     def similarity(self, histogram: np.ndarray) -> float | None:
@@ -479,8 +506,7 @@ def _belongs(detections: Detections, track_id: int, skier: dict[int, int], rules
     shared = [row for row in rows if int(detections.frame[row]) in skier]
     if shared:
         overlap = [
-            box_iou(detections.boxes[row], detections.boxes[[skier[int(detections.frame[row])]]])[0]
-            for row in shared
+            box_iou(detections.boxes[row], detections.boxes[[skier[int(detections.frame[row])]]])[0] for row in shared
         ]
         return float(np.mean(overlap)) >= _SAME_PERSON_IOU
     looks = None
@@ -492,8 +518,10 @@ def _belongs(detections: Detections, track_id: int, skier: dict[int, int], rules
     ends = ((rows[np.argmin(frames)], -1), (rows[np.argmax(frames)], 1))
     if any(_continues(detections, skier, row, step, rules.max_gap, rules.max_jump) for row, step in ends):
         return True
-    return looks is not None and looks >= rules.match and any(
-        _continues(detections, skier, row, step, rules.far_gap, np.inf) for row, step in ends
+    return (
+        looks is not None
+        and looks >= rules.match
+        and any(_continues(detections, skier, row, step, rules.far_gap, np.inf) for row, step in ends)
     )
 
 
@@ -510,9 +538,7 @@ def _continues(
     return False
 
 
-def _follow_untracked(
-    boxes: np.ndarray, confidence: np.ndarray, detections: Detections, rules: _StitchRules
-) -> None:
+def _follow_untracked(boxes: np.ndarray, confidence: np.ndarray, detections: Detections, rules: _StitchRules) -> None:
     """Extend the skier's track, frame by frame forwards then backwards, with detections the
     tracker left unassigned (it hides new tracks until confirmed, and loses fast movers),
     where they continue the skier's box in place and size. One that looks like the skier may
@@ -535,7 +561,8 @@ def _follow_untracked(
             if not np.isnan(boxes[frame, 0]) or np.isnan(previous[0]):
                 continue
             fits = [
-                row for row in by_frame.get(frame, [])
+                row
+                for row in by_frame.get(frame, [])
                 if _centre_jump(detections.boxes[row], previous) <= reach[row]
                 and 2 / 3 <= _height(detections.boxes[row]) / _height(previous) <= 3 / 2
             ]

@@ -146,7 +146,8 @@ def segment_turns(times: np.ndarray, inclination: np.ndarray, config: MetricsCon
     while True:
         turns = _turns_between(times, inclination, transitions)
         weak = [
-            turn for turn in turns
+            turn
+            for turn in turns
             if not turn.partial
             and (turn.duration_s < config.min_turn_s or abs(turn.peak_inclination_deg) < config.min_peak_deg)
         ]
@@ -170,11 +171,17 @@ def score_turn(turn: Turn, angles: FrameAngles, frame_s: float, config: MetricsC
         slice(turn.start_frame, turn.end_frame), turn.apex_frame, turn.direction, angles, config
     )
     if angulation is not None:
-        values |= {"angulation_deg": angulation.value, "angulation_deg_low": angulation.low,
-                   "angulation_deg_high": angulation.high}
+        values |= {
+            "angulation_deg": angulation.value,
+            "angulation_deg_low": angulation.low,
+            "angulation_deg_high": angulation.high,
+        }
     return replace(
-        turn, **values, edged_frames=estimate.edged_frames,
-        uncertain=estimate.uncertain_reason is not None, uncertain_reason=estimate.uncertain_reason,
+        turn,
+        **values,
+        edged_frames=estimate.edged_frames,
+        uncertain=estimate.uncertain_reason is not None,
+        uncertain_reason=estimate.uncertain_reason,
     )
 
 
@@ -203,14 +210,19 @@ def summarize(turns: tuple[Turn, ...], config: MetricsConfig) -> dict:
         summary.update(
             _statistic_with_interval(direction, side, config.side_window, _best_median, f"{direction} turns", config)
         )
-        summary.update(_statistic_with_interval(f"{direction}_mean", side, 1, _mean_of_all, f"{direction} turns", config))
+        summary.update(
+            _statistic_with_interval(f"{direction}_mean", side, 1, _mean_of_all, f"{direction} turns", config)
+        )
         summary[f"{direction}_mean_turns"] = len(side)
     means: list[tuple[str, str, str | None, tuple[float, float]]] = [
-             ("edge_difference_deg", "edge_difference_deg", None, (0.0, np.inf)),
-             ("angulation_deg", "angulation_deg", None, (-np.inf, np.inf))]
+        ("edge_difference_deg", "edge_difference_deg", None, (0.0, np.inf)),
+        ("angulation_deg", "angulation_deg", None, (-np.inf, np.inf)),
+    ]
     for direction in ("left", "right"):
-        means += [(f"{direction}_edge_lag_ms", "edge_lag_ms", direction, (-np.inf, np.inf)),
-                  (f"{direction}_angulation_deg", "angulation_deg", direction, (-np.inf, np.inf))]
+        means += [
+            (f"{direction}_edge_lag_ms", "edge_lag_ms", direction, (-np.inf, np.inf)),
+            (f"{direction}_angulation_deg", "angulation_deg", direction, (-np.inf, np.inf)),
+        ]
     for name, field, only, bounds in means:
         chosen = [turn for turn in certain if only in (None, turn.direction) and getattr(turn, field) is not None]
         what = f"{only} turns" if only else "turns"
@@ -221,16 +233,29 @@ def summarize(turns: tuple[Turn, ...], config: MetricsConfig) -> dict:
 
 
 def _statistic_with_interval(
-    name: str, turns: list[Turn], window: int, statistic, what: str, config: MetricsConfig,
-    field: str = "edge_similarity", bounds: tuple[float, float] = (0.0, 100.0),
+    name: str,
+    turns: list[Turn],
+    window: int,
+    statistic,
+    what: str,
+    config: MetricsConfig,
+    field: str = "edge_similarity",
+    bounds: tuple[float, float] = (0.0, 100.0),
 ) -> dict:
     if len(turns) < window:
-        return {name: None, f"{name}_low": None, f"{name}_high": None,
-                f"{name}_reason": f"not enough {what}: {window} needed, {len(turns)} scored"}
+        return {
+            name: None,
+            f"{name}_low": None,
+            f"{name}_high": None,
+            f"{name}_reason": f"not enough {what}: {window} needed, {len(turns)} scored",
+        }
     values = [getattr(turn, field) for turn in turns]
     half_widths = [(getattr(turn, f"{field}_high") - getattr(turn, f"{field}_low")) / 2 for turn in turns]
     low, high = draw_interval(
-        lambda draws: statistic(np.clip(draws, *bounds), window), values, half_widths, config.bootstrap_samples,
+        lambda draws: statistic(np.clip(draws, *bounds), window),
+        values,
+        half_widths,
+        config.bootstrap_samples,
     )
     value = float(statistic(np.array([values]), window)[0])
     return {name: _rounded(value), f"{name}_low": _rounded(min(low, value)), f"{name}_high": _rounded(max(high, value))}
@@ -292,9 +317,16 @@ def _turns_between(times: np.ndarray, inclination: np.ndarray, transitions: list
         stop_s = float(times[end]) if end < len(times) else end_time
         turns.append(
             Turn(
-                index=index, direction="right" if peak > 0 else "left",
-                partial=start == 0 or end == len(times), start_frame=start, apex_frame=apex, end_frame=end,
-                start_s=start_s, apex_s=float(times[apex]), end_s=stop_s, duration_s=stop_s - start_s,
+                index=index,
+                direction="right" if peak > 0 else "left",
+                partial=start == 0 or end == len(times),
+                start_frame=start,
+                apex_frame=apex,
+                end_frame=end,
+                start_s=start_s,
+                apex_s=float(times[apex]),
+                end_s=stop_s,
+                duration_s=stop_s - start_s,
                 peak_inclination_deg=peak,
             )
         )

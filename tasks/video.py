@@ -137,10 +137,10 @@ def probe_video(
     rotation = _clockwise_rotation(first.rotation)
     width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
 
-    window_start, window_end = _validate_trim(
-        trim_start_s, trim_end_s, duration, min_duration_s, max_duration_s
+    window_start, window_end = _validate_trim(trim_start_s, trim_end_s, duration, min_duration_s, max_duration_s)
+    in_window = int(
+        np.count_nonzero((times >= window_start - _TIME_EPSILON_S) & (times < window_end - _TIME_EPSILON_S))
     )
-    in_window = int(np.count_nonzero((times >= window_start - _TIME_EPSILON_S) & (times < window_end - _TIME_EPSILON_S)))
     return VideoInfo(
         path=str(path.resolve()),
         sha256=file_sha256(path),
@@ -340,13 +340,9 @@ def _validate_trim(
     if start < 0 or end < 0:
         raise InvalidVideoError("Trim times cannot be negative.")
     if start >= duration:
-        raise InvalidVideoError(
-            f"The trim starts at {start:.2f} s but the video is only {duration:.2f} s long."
-        )
+        raise InvalidVideoError(f"The trim starts at {start:.2f} s but the video is only {duration:.2f} s long.")
     if end > duration + _TIME_EPSILON_S:
-        raise InvalidVideoError(
-            f"The trim ends at {end:.2f} s but the video is only {duration:.2f} s long."
-        )
+        raise InvalidVideoError(f"The trim ends at {end:.2f} s but the video is only {duration:.2f} s long.")
     if end <= start:
         raise InvalidVideoError("The trim end must come after the trim start.")
     if end - start < min_duration:

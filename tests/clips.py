@@ -93,7 +93,9 @@ def _reencoded(source: Path, target: Path, crf: int, scale: float, sideways: boo
             planes = frame.to_ndarray(format="yuv420p")
             if scale != 1.0:
                 rgb = cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420)
-                planes = cv2.cvtColor(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2YUV_I420)
+                planes = cv2.cvtColor(
+                    cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2YUV_I420
+                )
             if sideways:
                 planes = _quarter_turn_i420(planes)
             picture = av.VideoFrame.from_ndarray(planes, format="yuv420p")
@@ -192,8 +194,18 @@ def _write(path: Path, data: bytes) -> Path:
 # of a 1280x720 window at each keyframe, in straight lines between. Four whip pans move the
 # view 440 to 580 px in a sixth or a fifth of a second; the skier stays in view throughout.
 WHIP_PAN = (
-    (0.0, 600, 300), (0.6, 600, 300), (0.8, 80, 100), (1.8, 200, 160), (2.4, 200, 160), (2.56, 640, 200),
-    (3.3, 640, 200), (3.5, 60, 120), (4.4, 40, 120), (5.2, 100, 120), (5.36, 560, 240), (6.04, 560, 240),
+    (0.0, 600, 300),
+    (0.6, 600, 300),
+    (0.8, 80, 100),
+    (1.8, 200, 160),
+    (2.4, 200, 160),
+    (2.56, 640, 200),
+    (3.3, 640, 200),
+    (3.5, 60, 120),
+    (4.4, 40, 120),
+    (5.2, 100, 120),
+    (5.36, 560, 240),
+    (6.04, 560, 240),
 )
 PAN_WINDOW = (1280, 720)
 
@@ -216,15 +228,18 @@ def panned(
         stream = src.streams.video[0]
         frames = _frames(src, seconds)
         offsets = pan_offsets(keyframes, len(frames), float(stream.average_rate or 30))
-        crops = [
-            frame[y : y + window[1], x : x + window[0]] for frame, (x, y) in zip(frames, offsets)
-        ]
+        crops = [frame[y : y + window[1], x : x + window[0]] for frame, (x, y) in zip(frames, offsets)]
         _encode(target, crops, stream.average_rate, (width, height))
     return target, offsets
 
 
 def occluded(
-    source: Path, target: Path, boxes: np.ndarray, start: int, stop: int, decoy_hue_turn: int | None = 60,
+    source: Path,
+    target: Path,
+    boxes: np.ndarray,
+    start: int,
+    stop: int,
+    decoy_hue_turn: int | None = 60,
     seconds: float | None = None,
 ) -> Path:
     """The clip with a grey block over the skier (`boxes`, one per frame, padded by 15%) in

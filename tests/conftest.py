@@ -88,8 +88,14 @@ def piste_pose(media):
     info = probe_video(media / "piste_followcam.mp4")
     detections = detect_and_track(info, config.tracking, require_model(config.models, "detector"), "cpu")
     skier = select_skier(detections, config.tracking)
-    raw = estimate_pose(info, crop_windows(skier.boxes, info.fps, config.pose), config.pose,
-                        require_model(config.models, "pose"), None, second_opinion(config, "cpu"))
+    raw = estimate_pose(
+        info,
+        crop_windows(skier.boxes, info.fps, config.pose),
+        config.pose,
+        require_model(config.models, "pose"),
+        None,
+        second_opinion(config, "cpu"),
+    )
     pose = smooth_pose(raw, config.smoothing, config.metrics.camera_side)
     return pose, analyze_turns(pose.times_s, frontal_angles(pose, config.metrics), config.metrics), config
 
@@ -211,16 +217,28 @@ def s3_server(tmp_path_factory):
     import boto3
 
     folder = tmp_path_factory.mktemp("seaweedfs")
-    identity = {"name": "poser", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+    identity = {
+        "name": "poser",
+        "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
     (folder / "s3.json").write_text(json.dumps({"identities": [identity]}))
     port = free_port()
     weed = shutil.which("weed") or str(Path(os.sys.executable).with_name("weed"))
     log = open(folder / "weed.log", "w")
     process = subprocess.Popen(
-        [weed, "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         f"-s3.port={port}", f"-s3.config={folder / 's3.json'}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            weed,
+            "mini",
+            f"-dir={folder / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.port={port}",
+            f"-s3.config={folder / 's3.json'}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     os.environ.update(AWS_ACCESS_KEY_ID=S3_KEY, AWS_SECRET_ACCESS_KEY=S3_SECRET, AWS_DEFAULT_REGION="us-east-1")
     endpoint = f"http://127.0.0.1:{port}"
@@ -283,8 +301,12 @@ def served_app(app, worker_deployment, storage_backend, s3_server):
     """The app on a real HTTP port, so the worker's flow can report to it, storing objects
     in a local folder or in S3."""
     port = free_port()
-    app.config.update(INTERNAL_SECRET=WORKER_SECRET, ANALYSIS_DEPLOYMENT=DEPLOYMENT, SESSION_COOKIE_SECURE=False,
-                      PUBLIC_URL=f"http://127.0.0.1:{port}")
+    app.config.update(
+        INTERNAL_SECRET=WORKER_SECRET,
+        ANALYSIS_DEPLOYMENT=DEPLOYMENT,
+        SESSION_COOKIE_SECURE=False,
+        PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
     if storage_backend == "s3":
         app.config.update(STORAGE_BACKEND="s3", S3_BUCKET=S3_BUCKET, S3_ENDPOINT_URL=s3_server)
     server = make_server("127.0.0.1", port, app, threaded=True)
@@ -311,14 +333,15 @@ def worker(served_app, s3_server, tmp_path):
     log = open(tmp_path / "worker.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--limit", "1"],
-        env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     yield process
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
     log.close()
-
-
 
 
 @pytest.fixture
@@ -331,8 +354,15 @@ def browser_page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
         )
         context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         yield context.new_page()

@@ -45,17 +45,21 @@ def production_environment(database_url: str, folder: Path, smtp_port: int, port
     """The environment of a production deployment on loopback: real secrets, a public URL,
     PostgreSQL or SQLite, local storage and SMTP. No development mode, no test overrides."""
     environment = {name: value for name, value in os.environ.items() if not name.startswith("POSER_")}
-    return environment | {
-        "POSER_SECRET_KEY": secrets.token_urlsafe(32),
-        "POSER_INTERNAL_SECRET": secrets.token_urlsafe(32),
-        "POSER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "POSER_SQLALCHEMY_DATABASE_URI": database_url,
-        "POSER_STORAGE_ROOT": str(folder / "storage"),
-        "POSER_MAIL_BACKEND": "smtp",
-        "POSER_SMTP_PORT": str(smtp_port),
-        # Plain HTTP on loopback.
-        "POSER_SESSION_COOKIE_SECURE": "false",
-    } | {f"POSER_{name}": value for name, value in settings.items()}
+    return (
+        environment
+        | {
+            "POSER_SECRET_KEY": secrets.token_urlsafe(32),
+            "POSER_INTERNAL_SECRET": secrets.token_urlsafe(32),
+            "POSER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "POSER_SQLALCHEMY_DATABASE_URI": database_url,
+            "POSER_STORAGE_ROOT": str(folder / "storage"),
+            "POSER_MAIL_BACKEND": "smtp",
+            "POSER_SMTP_PORT": str(smtp_port),
+            # Plain HTTP on loopback.
+            "POSER_SESSION_COOKIE_SECURE": "false",
+        }
+        | {f"POSER_{name}": value for name, value in settings.items()}
+    )
 
 
 class Gunicorn:
@@ -71,17 +75,38 @@ class Gunicorn:
         self.process: subprocess.Popen | None = None
 
     def migrate(self) -> None:
-        done = subprocess.run([str(Path(sys.executable).with_name("flask")), "--app", "webapp", "db", "upgrade"],
-                              cwd=ROOT, env=self.environment, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("flask")), "--app", "webapp", "db", "upgrade"],
+            cwd=ROOT,
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
 
     def start(self, timeout_s: float = 60) -> None:
         self._log_handle = open(self.log, "a")
         self.process = subprocess.Popen(
-            [GUNICORN, "--config", "python:webapp.gunicorn_conf", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), "--threads", str(self.threads), "--access-logfile", "-",
-             "webapp:create_app()"],
-            cwd=ROOT, env=self.environment, stdout=self._log_handle, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                GUNICORN,
+                "--config",
+                "python:webapp.gunicorn_conf",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+                "--access-logfile",
+                "-",
+                "webapp:create_app()",
+            ],
+            cwd=ROOT,
+            env=self.environment,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

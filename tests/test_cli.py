@@ -107,6 +107,8 @@ _print_summary(results, Path("out"), "run-id", sys.stderr if sys.argv[1] == "jso
         shown, hidden = (done.stdout, done.stderr) if mode == "text" else (done.stderr, done.stdout)
         assert "Findings" not in hidden and "Turns" not in hidden
         assert shown.index("Turns (times in s") < shown.index("Findings") < shown.index("Outputs in out")
-        assert "1. In your 3 left turns your inside (left) ski tips about 60 ms after your outside (right) ski." in shown
+        assert (
+            "1. In your 3 left turns your inside (left) ski tips about 60 ms after your outside (right) ski." in shown
+        )
         assert "   Try: Start each turn by tipping the inside foot" in shown
         assert "   Moment: turn " in shown and "(still: finding-1.jpg)" in shown

@@ -122,7 +122,8 @@ def test_a_report_that_strays_from_the_contract_is_refused_saying_where(
     sign_in(client, smtp_sink)
     analysis_id = seed(app, client)
     answer = client.put(
-        f"/api/internal/analyses/{analysis_id}/status", json={"status": "complete", "results": report},
+        f"/api/internal/analyses/{analysis_id}/status",
+        json={"status": "complete", "results": report},
         headers={"X-Poser-Internal-Secret": app.config["INTERNAL_SECRET"]},
     )
     assert answer.status_code == 400

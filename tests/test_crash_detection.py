@@ -31,7 +31,7 @@ def test_the_automation_crashes_silent_analysis_runs_only():
 
     automation = crash_automation(CrashDetection(heartbeat_s=60, missed_heartbeats=3))
     trigger, (action,) = automation.trigger, automation.actions
-    assert ANALYSIS_FLOW == analyze_video.name
+    assert analyze_video.name == ANALYSIS_FLOW
     assert trigger.after == {"prefect.flow-run.heartbeat"} and trigger.expect == {"prefect.flow-run.*"}
     assert trigger.match_related.root["prefect.resource.name"] == ANALYSIS_FLOW
     assert (trigger.posture.value, trigger.within) == ("Proactive", timedelta(seconds=180))

@@ -37,7 +37,10 @@ def test_the_stack_runs_an_analysis_and_stops_cleanly(tmp_path, smtp_sink, deriv
     log = open(tmp_path / "dev.log", "w")
     dev = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "dev", "--port", str(web), "--prefect-port", str(prefect)],
-        cwd=clone, env=environment, stdout=log, stderr=subprocess.STDOUT,
+        cwd=clone,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{web}"
     page, shot = browser_page, screenshots(browser_page)

@@ -44,8 +44,16 @@ def turn_angles(
     if hidden is not None:
         left = np.where(hidden, np.nan, left)
     return FrameAngles(
-        LEAN, left, right, left - right, np.zeros(FRAMES), "behind", view_left, view_right,
-        np.zeros(FRAMES, bool), np.zeros(FRAMES, bool) if disagree is None else disagree,
+        LEAN,
+        left,
+        right,
+        left - right,
+        np.zeros(FRAMES),
+        "behind",
+        view_left,
+        view_right,
+        np.zeros(FRAMES, bool),
+        np.zeros(FRAMES, bool) if disagree is None else disagree,
     )
 
 
@@ -85,7 +93,9 @@ def test_each_source_of_doubt_widens_the_interval(worse, why):
 def test_fewer_edged_frames_widen_the_interval():
     angles = turn_angles(offset=4.0, left_noise=1.5, view_noise=1.0)
     wide = estimate_edges(SPAN, APEX, angles, FRAME_S, CONFIG)
-    narrow = estimate_edges(SPAN, APEX, angles, FRAME_S, load_config(overrides={"metrics": {"edged_fraction": 0.9}}).metrics)
+    narrow = estimate_edges(
+        SPAN, APEX, angles, FRAME_S, load_config(overrides={"metrics": {"edged_fraction": 0.9}}).metrics
+    )
     assert narrow.edged_frames < wide.edged_frames / 2
     assert half_width(narrow) > half_width(wide)
 

@@ -21,7 +21,9 @@ def rider(hip_gap: float, ankle_gap: float, frames: int = 40, seed: int = 0) -> 
     for side, sign in (("left", -1), ("right", 1)):
         for joint, y, gap in (("shoulder", 200, 0.4), ("hip", 300, hip_gap), ("ankle", 500, ankle_gap)):
             wobble = 0.03 * 100 * rng.standard_normal(frames)
-            image[:, INDEX[f"{side}_{joint}"]] = np.column_stack([centre + sign * 50 * gap + wobble, np.full(frames, y)])
+            image[:, INDEX[f"{side}_{joint}"]] = np.column_stack(
+                [centre + sign * 50 * gap + wobble, np.full(frames, y)]
+            )
     return image
 
 

@@ -12,16 +12,39 @@ from tasks.landmarks import LANDMARK_NAMES
 
 pytestmark = pytest.mark.slow
 
-FRAME_COLUMNS = ["frame", "time_s", "skier_x1", "skier_y1", "skier_x2", "skier_y2", "pose_detected", "turn_index",
-                 "inclination_deg", "left_edge_deg", "right_edge_deg", "edge_difference_deg", "shin_angle_deg"]
+FRAME_COLUMNS = [
+    "frame",
+    "time_s",
+    "skier_x1",
+    "skier_y1",
+    "skier_x2",
+    "skier_y2",
+    "pose_detected",
+    "turn_index",
+    "inclination_deg",
+    "left_edge_deg",
+    "right_edge_deg",
+    "edge_difference_deg",
+    "shin_angle_deg",
+]
 AXES = ["x_px", "y_px", "x_m", "y_m", "z_m", "visibility"]
 
 
 @pytest.mark.parametrize(
     ("column", "dtype"),
-    [("frame", "int64"), ("time_s", "float64"), ("skier_x1", "Float64"), ("pose_detected", "bool"),
-     ("turn_index", "int64"), ("inclination_deg", "Float64"), ("shin_angle_deg", "Float64"),
-     ("landmark", "category"), ("x_px", "Float64"), ("z_m", "Float64"), ("visibility", "Float64")],
+    [
+        ("frame", "int64"),
+        ("time_s", "float64"),
+        ("skier_x1", "Float64"),
+        ("pose_detected", "bool"),
+        ("turn_index", "int64"),
+        ("inclination_deg", "Float64"),
+        ("shin_angle_deg", "Float64"),
+        ("landmark", "category"),
+        ("x_px", "Float64"),
+        ("z_m", "Float64"),
+        ("visibility", "Float64"),
+    ],
 )
 def test_landmarks_parquet_has_one_typed_row_per_frame_and_landmark(analyses, column, dtype):
     results, out = analyses["piste_followcam"]
@@ -42,8 +65,9 @@ def test_landmarks_parquet_holds_the_csvs_values(analyses):
         expected = wide[[f"{name}.{axis}" for name in LANDMARK_NAMES]].to_numpy()
         np.testing.assert_allclose(pivoted.to_numpy(dtype=float, na_value=np.nan), expected, equal_nan=True)
     per_frame = tidy.drop_duplicates("frame")[FRAME_COLUMNS].reset_index(drop=True)
-    np.testing.assert_allclose(per_frame["inclination_deg"].to_numpy(dtype=float, na_value=np.nan),
-                               wide["inclination_deg"], equal_nan=True)
+    np.testing.assert_allclose(
+        per_frame["inclination_deg"].to_numpy(dtype=float, na_value=np.nan), wide["inclination_deg"], equal_nan=True
+    )
     assert (per_frame["pose_detected"] == wide["pose_detected"].astype(bool)).all()
     # Where there is no pose, Parquet holds nulls, not NaN.
     missing = tidy["x_px"].isna()

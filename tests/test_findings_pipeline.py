@@ -21,8 +21,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def piste_json(media, tmp_path_factory):
     out = tmp_path_factory.mktemp("piste-json")
-    command = [str(Path(sys.executable).with_name("poser")), "analyze", str(media / "piste_followcam.mp4"),
-               "--out", str(out), "--json"]
+    command = [
+        str(Path(sys.executable).with_name("poser")),
+        "analyze",
+        str(media / "piste_followcam.mp4"),
+        "--out",
+        str(out),
+        "--json",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=os.environ.copy())
     assert done.returncode == 0, done.stderr
     return done, out
@@ -63,8 +69,14 @@ def test_every_finding_agrees_with_the_metrics_it_cites_and_has_a_still(piste_js
 def test_json_mode_leaves_stdout_empty_when_the_input_is_bad(tmp_path):
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
-    command = [str(Path(sys.executable).with_name("poser")), "analyze", str(empty), "--out", str(tmp_path / "out"),
-               "--json"]
+    command = [
+        str(Path(sys.executable).with_name("poser")),
+        "analyze",
+        str(empty),
+        "--out",
+        str(tmp_path / "out"),
+        "--json",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ.copy())
     assert done.returncode == 2
     assert done.stdout == ""

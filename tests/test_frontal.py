@@ -11,7 +11,9 @@ from tasks.pose import PoseSequence
 CONFIG = load_config().metrics
 
 
-def skier(lean_deg: float, left_shin_deg: float, right_shin_deg: float, frames: int = 4, camera: str = "behind") -> PoseSequence:
+def skier(
+    lean_deg: float, left_shin_deg: float, right_shin_deg: float, frames: int = 4, camera: str = "behind"
+) -> PoseSequence:
     """Landmarks of a skier whose centre of mass leans `lean_deg` over their feet towards their
     own right, with shins tilted as given, filmed from `camera` and labelled the way MediaPipe
     does: as for a person facing the camera."""
@@ -83,7 +85,9 @@ def test_the_skiers_sides_are_settled_before_smoothing(camera):
     own = {"behind": {"left": "right", "right": "left"}, "front": {"left": "left", "right": "right"}}[camera]
     for side in ("left", "right"):
         # The skier's own `side` knee, wherever the labels had put it.
-        np.testing.assert_allclose(sided.image_xy[:, INDEX[f"{side}_knee"]], straight.image_xy[:, INDEX[f"{own[side]}_knee"]])
+        np.testing.assert_allclose(
+            sided.image_xy[:, INDEX[f"{side}_knee"]], straight.image_xy[:, INDEX[f"{own[side]}_knee"]]
+        )
     for array in (pose.image_xy, pose.world_xyz):  # the joints the skier was drawn without
         array[np.isnan(array)] = 0.0
     found = frontal_angles(smooth_pose(pose, load_config().smoothing), CONFIG)

@@ -24,16 +24,35 @@ def views(*points: dict[str, tuple[float, float]], confidence: float = 0.9):
     return xy, np.where(np.isnan(xy[..., 0]), 0.0, confidence)
 
 
-LEGS = {"left_knee": (100.0, 200.0), "right_knee": (140.0, 200.0), "left_ankle": (100.0, 260.0), "right_ankle": (140.0, 260.0)}
-SWAPPED_LEGS = {"left_knee": (144.0, 200.0), "right_knee": (104.0, 200.0), "left_ankle": (144.0, 260.0), "right_ankle": (104.0, 260.0)}
+LEGS = {
+    "left_knee": (100.0, 200.0),
+    "right_knee": (140.0, 200.0),
+    "left_ankle": (100.0, 260.0),
+    "right_ankle": (140.0, 260.0),
+}
+SWAPPED_LEGS = {
+    "left_knee": (144.0, 200.0),
+    "right_knee": (104.0, 200.0),
+    "left_ankle": (144.0, 260.0),
+    "right_ankle": (104.0, 260.0),
+}
 
 
 @pytest.mark.parametrize(
     ("seen", "confidence", "left_knee", "why"),
     [
-        (({**LEGS, "left_knee": (110.0, 200.0)},), 0.9, (110.0, 200.0), "the second model's point replaces MediaPipe's"),
-        (({**LEGS, "left_knee": (110.0, 200.0)}, {**LEGS, "left_knee": (114.0, 204.0)}), 0.9, (112.0, 202.0),
-         "the views are averaged"),
+        (
+            ({**LEGS, "left_knee": (110.0, 200.0)},),
+            0.9,
+            (110.0, 200.0),
+            "the second model's point replaces MediaPipe's",
+        ),
+        (
+            ({**LEGS, "left_knee": (110.0, 200.0)}, {**LEGS, "left_knee": (114.0, 204.0)}),
+            0.9,
+            (112.0, 202.0),
+            "the views are averaged",
+        ),
         ((SWAPPED_LEGS, LEGS), 0.9, (102.0, 200.0), "a view calling the left leg right is paired by position"),
         (({**LEGS, "left_knee": (110.0, 200.0)},), 0.3, (100.0, 200.0), "unsure points keep MediaPipe's"),
         (({"right_knee": (140.0, 200.0)},), 0.9, (100.0, 200.0), "a point the second model lacks keeps MediaPipe's"),
@@ -70,7 +89,9 @@ def test_a_point_seen_in_a_mirrored_crop_is_mapped_back_to_its_own_side():
 
 
 def test_the_views_follow_the_config():
-    found = views_of(load_config(overrides={"pose": {"keypoint_views": [[0, 0, 1, False], [0.04, -0.03, 1.1, True]]}}).pose)
+    found = views_of(
+        load_config(overrides={"pose": {"keypoint_views": [[0, 0, 1, False], [0.04, -0.03, 1.1, True]]}}).pose
+    )
     assert found == (View(), View(shift=(0.04, -0.03), scale=1.1, mirrored=True))
     assert len(views_of(load_config().pose)) == 12
 
@@ -100,8 +121,9 @@ def test_the_second_model_finds_the_skiers_legs_where_mediapipe_does(derived):
 
     config = load_config()
     info = probe_video(derived["short"])
-    skier = select_skier(detect_and_track(info, config.tracking, require_model(config.models, "detector"), "cpu"),
-                         config.tracking)
+    skier = select_skier(
+        detect_and_track(info, config.tracking, require_model(config.models, "detector"), "cpu"), config.tracking
+    )
     windows = crop_windows(skier.boxes, info.fps, config.pose)
     model = require_model(config.models, "pose")
     alone = estimate_pose(info, windows, config.pose, model)

@@ -30,8 +30,14 @@ def angles(direction: str, gap: float, noise: float = 0.0, view_noise: float = 0
     right = lean + inward * gap + wobble(noise, 2)
     views = 8
     return FrameAngles(
-        lean, left, right, left - right, np.zeros(FRAMES), "behind",
-        left[:, None] + wobble(view_noise, 3, views), right[:, None] + wobble(view_noise, 4, views),
+        lean,
+        left,
+        right,
+        left - right,
+        np.zeros(FRAMES),
+        "behind",
+        left[:, None] + wobble(view_noise, 3, views),
+        right[:, None] + wobble(view_noise, 4, views),
     )
 
 
@@ -43,10 +49,14 @@ def test_the_gap_between_shins_and_lean_is_measured_towards_the_inside_of_the_tu
     assert found.low == pytest.approx(gap, abs=1e-6) and found.high == pytest.approx(gap, abs=1e-6)
 
 
-@pytest.mark.parametrize(("noisier", "why"), [(dict(noise=3.0), "wobbling legs"), (dict(view_noise=3.0), "views that disagree")])
+@pytest.mark.parametrize(
+    ("noisier", "why"), [(dict(noise=3.0), "wobbling legs"), (dict(view_noise=3.0), "views that disagree")]
+)
 def test_noise_widens_the_interval_around_the_gap(noisier, why):
     calm = estimate_angulation(SPAN, APEX, "right", angles("right", 10.0, noise=0.5, view_noise=0.5), CONFIG)
-    shaky = estimate_angulation(SPAN, APEX, "right", angles("right", 10.0, **({"noise": 0.5, "view_noise": 0.5} | noisier)), CONFIG)
+    shaky = estimate_angulation(
+        SPAN, APEX, "right", angles("right", 10.0, **({"noise": 0.5, "view_noise": 0.5} | noisier)), CONFIG
+    )
     assert calm.low < calm.value < calm.high
     assert shaky.high - shaky.low > 1.5 * (calm.high - calm.low), why
     assert shaky.low < 10.0 < shaky.high
@@ -56,8 +66,9 @@ def test_frames_outside_the_edged_part_do_not_count():
     found = angles("right", 10.0)
     left = found.left_edge_deg.copy()
     left[:5] += 40  # the start of the turn, leaning less than the edged fraction of the peak
-    changed = FrameAngles(found.inclination_deg, left, found.right_edge_deg, left - found.right_edge_deg,
-                          found.shin_angle_deg, "behind")
+    changed = FrameAngles(
+        found.inclination_deg, left, found.right_edge_deg, left - found.right_edge_deg, found.shin_angle_deg, "behind"
+    )
     assert estimate_angulation(SPAN, APEX, "right", changed, CONFIG).value == pytest.approx(10.0)
 
 

@@ -35,8 +35,11 @@ def test_fetch_keeps_valid_files_and_replaces_bad_ones(tmp_path, monkeypatch):
 
 def test_a_source_with_the_wrong_checksum_is_rejected(tmp_path):
     spec = models.ModelSpec(
-        key="pose", description="test model", url="http://127.0.0.1:9/none",
-        sha256s=frozenset({"0" * 64}), offline=lambda path: path.write_bytes(b"not the model"),
+        key="pose",
+        description="test model",
+        url="http://127.0.0.1:9/none",
+        sha256s=frozenset({"0" * 64}),
+        offline=lambda path: path.write_bytes(b"not the model"),
     )
     with pytest.raises(RuntimeError, match="unexpected sha256"):
         models._fetch_one(spec, tmp_path / "model.bin", offline_only=False)

@@ -14,7 +14,6 @@ from uuid import UUID
 import av
 import numpy as np
 import pytest
-
 import yaml
 
 from flows.analyze import analyze_video
@@ -27,7 +26,9 @@ CLIPS = ("piste_followcam", "indoor_carpet_front")
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize(("clip", "min_tracked", "min_pose"), [("piste_followcam", 0.97, 0.93), ("indoor_carpet_front", 0.97, 0.95)])
+@pytest.mark.parametrize(
+    ("clip", "min_tracked", "min_pose"), [("piste_followcam", 0.97, 0.93), ("indoor_carpet_front", 0.97, 0.95)]
+)
 def test_the_skier_is_tracked_and_posed_in_nearly_every_frame(analyses, clip, min_tracked, min_pose):
     results, _ = analyses[clip]
     assert results["outcome"] == "complete"
@@ -154,6 +155,7 @@ def test_a_retried_flow_resumes_after_the_last_completed_step(derived, tmp_path,
         def wrapper(*args, **kwargs):
             calls[name] += 1
             return function(*args, **kwargs)
+
         return wrapper
 
     def render_fails_on_the_first_attempt(*args, **kwargs):
@@ -179,7 +181,16 @@ def _poser(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 def test_the_cli_analyses_a_trimmed_window(media, tmp_path):
-    done = _poser("analyze", str(media / "indoor_carpet_front.mp4"), "--trim-start", "2", "--trim-end", "3", "--out", str(tmp_path))
+    done = _poser(
+        "analyze",
+        str(media / "indoor_carpet_front.mp4"),
+        "--trim-start",
+        "2",
+        "--trim-end",
+        "3",
+        "--out",
+        str(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     assert str(tmp_path / "overlay.mp4") in done.stdout
     results = json.loads((tmp_path / "results.json").read_text())
@@ -195,8 +206,15 @@ def test_the_cli_uses_a_running_prefect_server_and_links_to_the_run(prefect_serv
     from prefect.settings import PREFECT_API_URL
 
     done = _poser(
-        "analyze", str(media / "indoor_carpet_front.mp4"), "--trim-start", "2", "--trim-end", "3",
-        "--out", str(tmp_path), env={"PREFECT_API_URL": PREFECT_API_URL.value()},
+        "analyze",
+        str(media / "indoor_carpet_front.mp4"),
+        "--trim-start",
+        "2",
+        "--trim-end",
+        "3",
+        "--out",
+        str(tmp_path),
+        env={"PREFECT_API_URL": PREFECT_API_URL.value()},
     )
     assert done.returncode == 0, done.stderr
     link = re.search(r"Flow run \S+: (http://\S+)/runs/flow-run/([0-9a-f-]{36})\n", done.stderr)
@@ -207,7 +225,9 @@ def test_the_cli_uses_a_running_prefect_server_and_links_to_the_run(prefect_serv
 
 
 def test_a_cli_hint_needs_its_time(media, tmp_path):
-    done = _poser("analyze", str(media / "indoor_carpet_front.mp4"), "--hint-point", "400", "200", "--out", str(tmp_path))
+    done = _poser(
+        "analyze", str(media / "indoor_carpet_front.mp4"), "--hint-point", "400", "200", "--out", str(tmp_path)
+    )
     assert done.returncode == 2
     assert "--hint-point and --hint-box need --hint-time." in done.stderr
     assert "Analysing" not in done.stderr

@@ -65,8 +65,9 @@ def tracked_clip(derived):
 
     config = load_config()
     info = probe_video(derived["short"])
-    skier = select_skier(detect_and_track(info, config.tracking, require_model(config.models, "detector"), "cpu"),
-                         config.tracking)
+    skier = select_skier(
+        detect_and_track(info, config.tracking, require_model(config.models, "detector"), "cpu"), config.tracking
+    )
     return info, crop_windows(skier.boxes, info.fps, config.pose)
 
 
@@ -77,7 +78,9 @@ def test_workers_take_fixed_turns_so_results_do_not_depend_on_timing(tracked_cli
     config, (info, windows) = load_config(), tracked_clip
     settings = config.pose.model_copy(update={"workers": 2, "chunk_s": 0.2})
     done: list[list[int]] = [[], []]
-    runs = [estimate_pose(info, windows, settings, require_model(config.models, "pose"), reports.append) for reports in done]
+    runs = [
+        estimate_pose(info, windows, settings, require_model(config.models, "pose"), reports.append) for reports in done
+    ]
     assert runs[0].detected.mean() > 0.9
     np.testing.assert_array_equal(runs[0].image_xy, runs[1].image_xy)
     assert all(reports == sorted(reports) and reports[-1] == info.frames_in_trim for reports in done)

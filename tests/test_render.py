@@ -69,8 +69,9 @@ def test_the_overlay_shows_the_run_average_once_a_clean_turn_has_ended():
     times = np.arange(150) / 30
     lean = 30 * np.sin(np.pi * times)
     nothing = np.zeros_like(lean)
-    found = analyze_turns(times, FrameAngles(lean, 1.4 * lean, 1.4 * lean, nothing, nothing, "behind"),
-                          load_config().metrics)
+    found = analyze_turns(
+        times, FrameAngles(lean, 1.4 * lean, 1.4 * lean, nothing, nothing, "behind"), load_config().metrics
+    )
     image, canvas = _canvas(540, 960)
     after_first = next(t for t in found.turns if t.certain).end_frame + 1
     draw_turn(canvas, found, after_first, 9)

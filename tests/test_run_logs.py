@@ -53,8 +53,9 @@ def test_the_pipeline_loggers_pass_info_lines_to_one_run_log_handler(name):
     send_to_run_logs()
     logger = logging.getLogger(name)
     assert logger.isEnabledFor(logging.INFO)
-    handlers = [handler for handler in logging.getLogger(name.split(".")[0]).handlers
-                if isinstance(handler, RunLogHandler)]
+    handlers = [
+        handler for handler in logging.getLogger(name.split(".")[0]).handlers if isinstance(handler, RunLogHandler)
+    ]
     assert len(handlers) == 1
 
 

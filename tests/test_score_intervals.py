@@ -60,8 +60,11 @@ def test_a_re_encoded_copy_scores_inside_the_original_intervals(analyses, media,
     from tests.clips import reencoded
 
     original = scored(analyses["piste_followcam"][0])
-    copy = scored(analyze_video(str(reencoded(media / "piste_followcam.mp4", tmp_path / "crf16.mp4", crf=16)),
-                                str(tmp_path / "out")))
+    copy = scored(
+        analyze_video(
+            str(reencoded(media / "piste_followcam.mp4", tmp_path / "crf16.mp4", crf=16)), str(tmp_path / "out")
+        )
+    )
     assert len(copy) == len(original)
     for turn, same in zip(original, copy):
         assert same["apex_s"] == pytest.approx(turn["apex_s"], abs=0.3)

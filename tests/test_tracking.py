@@ -81,7 +81,9 @@ def test_a_second_box_on_the_skier_fills_the_gaps_of_the_first():
 
 
 def test_untracked_detections_continue_the_skier():
-    found = detections({1: moving(SKIER, range(0, 40)), UNTRACKED: moving(SKIER, range(40, 45)) + moving(PASSER, range(50))})
+    found = detections(
+        {1: moving(SKIER, range(0, 40)), UNTRACKED: moving(SKIER, range(40, 45)) + moving(PASSER, range(50))}
+    )
     skier = select_skier(found, CONFIG)
     assert skier.present[:45].all() and not skier.present[45:].any()
 
@@ -191,7 +193,10 @@ def test_the_clothing_area_leaves_out_the_snow_around_the_person():
     image = painted(GREY, (200, 200))
     image[40:140, 70:130] = TEAL  # the torso of a person boxed at 50-150 x 0-200
     histogram = appearance.clothing_histogram(image, np.array([50, 0, 150, 200.0]))
-    assert appearance.similarity(histogram, appearance.clothing_histogram(painted(TEAL), np.array([0, 0, 60, 100.0]))) > 0.9
+    assert (
+        appearance.similarity(histogram, appearance.clothing_histogram(painted(TEAL), np.array([0, 0, 60, 100.0])))
+        > 0.9
+    )
 
 
 @pytest.mark.parametrize("box", [(0, 0, 0, 0), (500, 500, 600, 600), (-50, -50, -10, -10)])
@@ -202,7 +207,9 @@ def test_a_box_outside_the_image_has_no_histogram(box):
 def looks(colour_of_track: dict[int, tuple], found: Detections) -> Detections:
     """The detections with each track's clothing painted `colour_of_track[track]`."""
     box = np.array([0, 0, 60, 100.0])
-    histograms = np.asarray([appearance.clothing_histogram(painted(colour_of_track[int(t)]), box) for t in found.track_id])
+    histograms = np.asarray(
+        [appearance.clothing_histogram(painted(colour_of_track[int(t)]), box) for t in found.track_id]
+    )
     return Detections.from_table(found.table(), found.frame_count, FPS, WIDTH, HEIGHT, appearance=histograms)
 
 
@@ -238,7 +245,9 @@ def test_a_passer_by_near_the_lost_skier_is_not_joined_when_they_look_different(
     [(TEAL, True), (ORANGE, False)],
 )
 def test_untracked_detections_must_not_look_unlike_the_skier(colour, present):
-    found = looks({1: TEAL, UNTRACKED: colour}, detections({1: moving(SKIER, range(0, 40)), UNTRACKED: moving(SKIER, [40])}))
+    found = looks(
+        {1: TEAL, UNTRACKED: colour}, detections({1: moving(SKIER, range(0, 40)), UNTRACKED: moving(SKIER, [40])})
+    )
     assert select_skier(found, CONFIG).present[40] == present
 
 
@@ -254,11 +263,13 @@ def track_with_gaps(missing: range, frames: int = 250) -> SkierTrack:
         (range(0), 0.0, None),
         (range(200, 210), 0.0, None),  # 96% tracked
         (
-            range(95, 150), 0.0,
+            range(95, 150),
+            0.0,
             "The skier was tracked in 78% of the clip (lost from 3.8 s to 6.0 s); scores cover only the tracked part.",
         ),
         (
-            range(0, 60), 10.0,
+            range(0, 60),
+            10.0,
             "The skier was tracked in 76% of the clip (lost from 10.0 s to 12.4 s); scores cover only the tracked part.",
         ),
     ],
@@ -276,9 +287,14 @@ SKIS, SNOWBOARD, SURFBOARD = 30, 31, 37
         ([(0, SKIS, 850, 760, 1080, 820, 0.5)], {"skis": 1, "snowboard": 0, "surfboard": 0}),
         ([(0, SNOWBOARD, 860, 770, 1060, 830, 0.5)], {"skis": 0, "snowboard": 1, "surfboard": 0}),
         # One vote per frame, for the most confident box.
-        ([(0, SKIS, 850, 760, 1080, 820, 0.4), (0, SURFBOARD, 860, 770, 1060, 830, 0.6)],
-         {"skis": 0, "snowboard": 0, "surfboard": 1}),
-        ([(0, SKIS, 850, 760, 1080, 820, 0.5), (1, SKIS, 850, 760, 1080, 820, 0.5)], {"skis": 2, "snowboard": 0, "surfboard": 0}),
+        (
+            [(0, SKIS, 850, 760, 1080, 820, 0.4), (0, SURFBOARD, 860, 770, 1060, 830, 0.6)],
+            {"skis": 0, "snowboard": 0, "surfboard": 1},
+        ),
+        (
+            [(0, SKIS, 850, 760, 1080, 820, 0.5), (1, SKIS, 850, 760, 1080, 820, 0.5)],
+            {"skis": 2, "snowboard": 0, "surfboard": 0},
+        ),
         ([(0, SNOWBOARD, 860, 400, 1060, 460, 0.9)], {"skis": 0, "snowboard": 0, "surfboard": 0}),  # at the head
         ([(0, SKIS, 100, 760, 300, 820, 0.9)], {"skis": 0, "snowboard": 0, "surfboard": 0}),  # beside the skier
         ([(3, SKIS, 850, 760, 1080, 820, 0.9)], {"skis": 0, "snowboard": 0, "surfboard": 0}),  # skier not seen

@@ -102,8 +102,17 @@ def test_the_lag_of_one_legs_edge_build_is_recovered(delay):
 
 def turn(index, direction, score, duration=1.0, partial=False, half_width=0.0, uncertain=False):
     return Turn(
-        index=index, direction=direction, partial=partial, start_frame=0, apex_frame=0, end_frame=1,
-        start_s=0.0, apex_s=0.0, end_s=duration, duration_s=duration, peak_inclination_deg=20.0,
+        index=index,
+        direction=direction,
+        partial=partial,
+        start_frame=0,
+        apex_frame=0,
+        end_frame=1,
+        start_s=0.0,
+        apex_s=0.0,
+        end_s=duration,
+        duration_s=duration,
+        peak_inclination_deg=20.0,
         edge_similarity=None if partial else score,
         edge_similarity_low=None if partial else score - half_width,
         edge_similarity_high=None if partial else score + half_width,
@@ -125,7 +134,9 @@ def test_summary_intervals_follow_the_turns_intervals():
     scores = [60, 80, 70, 90, 85, 50, 95]
     exact = summarize(tuple(turn(i, "left" if i % 2 else "right", s) for i, s in enumerate(scores)), CONFIG)
     assert exact["overall_low"] == exact["overall"] == exact["overall_high"]
-    loose = summarize(tuple(turn(i, "left" if i % 2 else "right", s, half_width=8) for i, s in enumerate(scores)), CONFIG)
+    loose = summarize(
+        tuple(turn(i, "left" if i % 2 else "right", s, half_width=8) for i, s in enumerate(scores)), CONFIG
+    )
     for name in ("overall", "left", "right", "mean_edge_similarity"):
         assert loose[f"{name}_low"] < loose[name] < loose[f"{name}_high"], name
     # Averaging seven turns narrows the interval below a single turn's.
@@ -147,9 +158,17 @@ def test_summary_is_null_with_a_reason_when_turns_are_too_few():
 
 
 def test_rhythm_counts_complete_turns_only():
-    turns = (turn(0, "left", None, 0.3, partial=True), turn(1, "right", 80, 1.0), turn(2, "left", 80, 1.5),
-             turn(3, "right", 80, 2.0))
-    assert rhythm(turns) == {"turns_per_minute": 40.0, "duration_cv": pytest.approx(0.27, abs=0.01), "median_duration_s": 1.5}
+    turns = (
+        turn(0, "left", None, 0.3, partial=True),
+        turn(1, "right", 80, 1.0),
+        turn(2, "left", 80, 1.5),
+        turn(3, "right", 80, 2.0),
+    )
+    assert rhythm(turns) == {
+        "turns_per_minute": 40.0,
+        "duration_cv": pytest.approx(0.27, abs=0.01),
+        "median_duration_s": 1.5,
+    }
     assert rhythm(turns[:1])["turns_per_minute"] is None
 
 
@@ -164,8 +183,12 @@ def test_a_lag_within_one_frame_is_not_held_against_the_skier(delay, full_score)
 
 
 def test_each_side_has_its_mean_with_an_interval_however_few_its_turns():
-    turns = (turn(0, "left", None, partial=True), turn(1, "right", 80, half_width=4), turn(2, "left", 70, half_width=4),
-             turn(3, "right", 90, half_width=4))
+    turns = (
+        turn(0, "left", None, partial=True),
+        turn(1, "right", 80, half_width=4),
+        turn(2, "left", 70, half_width=4),
+        turn(3, "right", 90, half_width=4),
+    )
     summary = summarize(turns, CONFIG)
     assert summary["right"] is None and summary["left"] is None  # too few for the rolling medians
     assert summary["right_mean"] == pytest.approx(85.0) and summary["right_mean_turns"] == 2
@@ -179,18 +202,30 @@ def test_lag_difference_and_angulation_are_averaged_per_side_over_the_clean_turn
     def scored(index, direction, lag, angulation, uncertain=False):
         return replace(
             turn(index, direction, 80, half_width=2, uncertain=uncertain),
-            edge_lag_ms=lag, edge_lag_ms_low=lag - 10, edge_lag_ms_high=lag + 10,
-            edge_difference_deg=2.0, edge_difference_deg_low=1.0, edge_difference_deg_high=3.0,
-            angulation_deg=angulation, angulation_deg_low=angulation - 2, angulation_deg_high=angulation + 2,
+            edge_lag_ms=lag,
+            edge_lag_ms_low=lag - 10,
+            edge_lag_ms_high=lag + 10,
+            edge_difference_deg=2.0,
+            edge_difference_deg_low=1.0,
+            edge_difference_deg_high=3.0,
+            angulation_deg=angulation,
+            angulation_deg_low=angulation - 2,
+            angulation_deg_high=angulation + 2,
         )
 
-    turns = (scored(1, "left", -60, 2), scored(2, "right", 40, 14), scored(3, "left", -80, 4),
-             scored(4, "right", 999, 99, uncertain=True))
+    turns = (
+        scored(1, "left", -60, 2),
+        scored(2, "right", 40, 14),
+        scored(3, "left", -80, 4),
+        scored(4, "right", 999, 99, uncertain=True),
+    )
     summary = summarize(turns, CONFIG)
     assert summary["left_edge_lag_ms"] == pytest.approx(-70) and summary["right_edge_lag_ms"] == pytest.approx(40)
     assert summary["left_edge_lag_ms_low"] < -70 < summary["left_edge_lag_ms_high"]
     assert summary["left_angulation_deg"] == pytest.approx(3) and summary["right_angulation_deg"] == pytest.approx(14)
-    assert summary["angulation_deg"] == pytest.approx(20 / 3, abs=0.01) and summary["edge_difference_deg"] == pytest.approx(2)
+    assert summary["angulation_deg"] == pytest.approx(20 / 3, abs=0.01) and summary[
+        "edge_difference_deg"
+    ] == pytest.approx(2)
 
 
 def test_rhythm_intervals_allow_a_frame_either_side_of_each_transition():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC
 from urllib.parse import urlsplit
 
 import pytest
@@ -87,9 +88,13 @@ def test_uploads_must_match_what_was_signed(signed_in):
     answer = create(signed_in).json
     assert upload(signed_in, answer, CLIP[:-10]).status_code == 400
     url = urlsplit(answer["upload"]["url"])
-    forged = signed_in.put(url.path, data=CLIP, headers=answer["upload"]["headers"] | {"X-Poser-Upload-Token": "forged"})
+    forged = signed_in.put(
+        url.path, data=CLIP, headers=answer["upload"]["headers"] | {"X-Poser-Upload-Token": "forged"}
+    )
     assert forged.status_code == 403
-    other_type = signed_in.put(url.path, data=CLIP, headers=answer["upload"]["headers"] | {"Content-Type": "video/webm"})
+    other_type = signed_in.put(
+        url.path, data=CLIP, headers=answer["upload"]["headers"] | {"Content-Type": "video/webm"}
+    )
     assert other_type.status_code == 403
     other_key = signed_in.put("/storage/uploads/elsewhere.mp4", data=CLIP, headers=answer["upload"]["headers"])
     assert other_key.status_code == 403
@@ -156,14 +161,20 @@ def test_the_last_known_status_stands_when_prefect_is_unreachable(app, signed_in
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
         response = signed_in.get(f"/api/analyses/{analysis_id}")
     assert response.status_code == 200 and response.json["analysis"]["status"] == "queued"
-    refused = signed_in.post("/api/analyses/create-upload", json={"filename": "b.mp4", "content_type": "video/mp4",
-                                                                  "size": len(CLIP)}, headers=write_headers(signed_in))
+    refused = signed_in.post(
+        "/api/analyses/create-upload",
+        json={"filename": "b.mp4", "content_type": "video/mp4", "size": len(CLIP)},
+        headers=write_headers(signed_in),
+    )
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
         upload(signed_in, refused.json)
-        confirm = signed_in.post(f"/api/analyses/{refused.json['analysis']['id']}/confirm-upload",
-                                 headers=write_headers(signed_in))
+        confirm = signed_in.post(
+            f"/api/analyses/{refused.json['analysis']['id']}/confirm-upload", headers=write_headers(signed_in)
+        )
     assert confirm.status_code == 503 and "not reachable" in confirm.json["error"]["message"]
-    assert signed_in.get(f"/api/analyses/{refused.json['analysis']['id']}").json["analysis"]["status"] == "awaiting_upload"
+    assert (
+        signed_in.get(f"/api/analyses/{refused.json['analysis']['id']}").json["analysis"]["status"] == "awaiting_upload"
+    )
 
 
 @pytest.mark.parametrize(
@@ -178,13 +189,13 @@ def test_the_last_known_status_stands_when_prefect_is_unreachable(app, signed_in
     ],
 )
 def test_a_fresh_failure_waits_for_the_flow_to_say_why(state, age_s, expected):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from prefect import states
 
     from webapp.orchestration import state_type
 
-    made = getattr(states, state)(timestamp=datetime.now(timezone.utc) - timedelta(seconds=age_s))
+    made = getattr(states, state)(timestamp=datetime.now(UTC) - timedelta(seconds=age_s))
     assert state_type(made) == expected
     assert state_type(None) is None
 
@@ -206,8 +217,11 @@ def test_a_state_read_from_prefect_never_overwrites_what_the_flow_reported_meanw
         assert analysis.status == "processing"  # what this request read
         # The flow's failure report, committed by another request in the meantime.
         with db.engine.begin() as other:
-            other.execute(update(Analysis.__table__).where(Analysis.__table__.c.id == analysis.id)
-                          .values(status="failed", error="This file is a still image, not a video."))
+            other.execute(
+                update(Analysis.__table__)
+                .where(Analysis.__table__.c.id == analysis.id)
+                .values(status="failed", error="This file is a still image, not a video.")
+            )
         assert apply_flow_run_state(analysis, "FAILED") is False
         assert (analysis.status, analysis.error) == ("failed", "This file is a still image, not a video.")
 

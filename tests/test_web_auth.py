@@ -6,10 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from tests.webutil import EMAIL, https_client, request_code, sign_in, write_headers
 from webapp.db import db
 from webapp.models import VerificationCode, utcnow
-
-from tests.webutil import EMAIL, https_client, request_code, sign_in, write_headers
 
 INVALID = "This code is not valid. Check the newest email from Poser, or request a new code."
 
@@ -92,7 +91,9 @@ def test_unknown_and_known_addresses_get_the_same_answer(client, smtp_sink):
     assert (known.status_code, known.json) == (unknown.status_code, unknown.json)
 
 
-@pytest.mark.parametrize("payload", [{}, {"email": "not-an-email"}, {"email": "a@b"}, {"email": "x" * 250 + "@a.com"}, None])
+@pytest.mark.parametrize(
+    "payload", [{}, {"email": "not-an-email"}, {"email": "a@b"}, {"email": "x" * 250 + "@a.com"}, None]
+)
 def test_bad_addresses_are_refused(client, payload):
     response = client.post("/api/auth/request-code", json=payload)
     assert response.status_code == 400
@@ -121,7 +122,9 @@ def test_unexpected_errors_are_reported_without_details(app, client):
 
 
 def test_contact_mails_the_operators_with_the_sender_to_reply_to(client, smtp_sink):
-    response = client.post("/api/contact", json={"subject": "Turn scores", "message": "How is it computed?", "email": "a@b.co"})
+    response = client.post(
+        "/api/contact", json={"subject": "Turn scores", "message": "How is it computed?", "email": "a@b.co"}
+    )
     assert response.status_code == 202
     mail = smtp_sink.messages[-1]
     assert mail["To"] == "operators@poser.local" and mail["Reply-To"] == "a@b.co"

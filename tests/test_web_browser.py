@@ -19,7 +19,9 @@ from tests.webutil import mail_text, sign_in_with_browser
 
 pytestmark = pytest.mark.slow
 
-LOW_COVERAGE = "The skier was tracked in 71% of the clip (lost from 3.8 s to 6.0 s); scores cover only the tracked part."
+LOW_COVERAGE = (
+    "The skier was tracked in 71% of the clip (lost from 3.8 s to 6.0 s); scores cover only the tracked part."
+)
 
 
 def report_with_warning(app, analysis_id: str | None = None) -> None:
@@ -29,7 +31,9 @@ def report_with_warning(app, analysis_id: str | None = None) -> None:
     from webapp.models import Analysis
 
     with app.app_context():
-        analysis = db.session.get(Analysis, analysis_id) if analysis_id else db.session.scalars(db.select(Analysis)).one()
+        analysis = (
+            db.session.get(Analysis, analysis_id) if analysis_id else db.session.scalars(db.select(Analysis)).one()
+        )
         analysis_id, results = analysis.id, analysis.results
     response = app.test_client().put(
         f"/api/internal/analyses/{analysis_id}/status",
@@ -56,7 +60,9 @@ def report_piste_results(app, results: dict) -> None:
         ("PUT", "edge-similarity", {side: summary[side] for side in ("overall", "left", "right")}),
         ("PUT", "status", {"status": "complete", "results": stored | {"series": angle_series(results["frames"])}}),
     ):
-        response = client.open(f"/api/internal/analyses/{analysis_id}/{path}", method=method, json=payload, headers=headers)
+        response = client.open(
+            f"/api/internal/analyses/{analysis_id}/{path}", method=method, json=payload, headers=headers
+        )
         assert response.status_code == 200, response.json
 
 
@@ -67,10 +73,16 @@ def app(request, tmp_path, smtp_sink):
 
     from webapp import create_app
 
-    app = create_app({
-        "TESTING": True, "SECRET_KEY": "browser-test", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'web.sqlite3'}",
-        "MAIL_BACKEND": "smtp", "SMTP_PORT": smtp_sink.port, "STORAGE_ROOT": str(tmp_path / "storage"),
-    })
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "browser-test",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'web.sqlite3'}",
+            "MAIL_BACKEND": "smtp",
+            "SMTP_PORT": smtp_sink.port,
+            "STORAGE_ROOT": str(tmp_path / "storage"),
+        }
+    )
     with app.app_context():
         upgrade()
     return app
@@ -152,10 +164,21 @@ def partner_site(served_app, tmp_path):
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html").write_text(PARTNER_PAGE.replace("{app}", base))
     port = free_port()
-    result = app.test_cli_runner().invoke(args=[
-        "partners", "create", "alpine-school", "--name", "Alpine School", "--domain", f"127.0.0.1:{port}",
-        "--owner", "owner@alpine.example", "--max-trim-s", "8",
-    ])
+    result = app.test_cli_runner().invoke(
+        args=[
+            "partners",
+            "create",
+            "alpine-school",
+            "--name",
+            "Alpine School",
+            "--domain",
+            f"127.0.0.1:{port}",
+            "--owner",
+            "owner@alpine.example",
+            "--max-trim-s",
+            "8",
+        ]
+    )
     assert result.exit_code == 0, result.output
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
@@ -237,10 +260,19 @@ def test_a_visitor_uses_the_widget_on_a_partners_site(
 
 def test_a_partner_owner_edits_their_site_settings(served_app, smtp_sink, browser_page):
     app, base = served_app
-    result = app.test_cli_runner().invoke(args=[
-        "partners", "create", "alpine-school", "--name", "Alpine School", "--domain", "alpine.example",
-        "--owner", "owner@alpine.example",
-    ])
+    result = app.test_cli_runner().invoke(
+        args=[
+            "partners",
+            "create",
+            "alpine-school",
+            "--name",
+            "Alpine School",
+            "--domain",
+            "alpine.example",
+            "--owner",
+            "owner@alpine.example",
+        ]
+    )
     assert result.exit_code == 0, result.output
     page = browser_page
     sign_in_with_browser(page, base, smtp_sink, "owner@alpine.example", then="/partners")

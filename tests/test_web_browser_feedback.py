@@ -6,7 +6,7 @@ Screenshots go to `test-artifacts/` (or POSER_TEST_ARTIFACTS)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -45,7 +45,9 @@ def test_the_findings_of_the_piste_clip_link_to_their_moments(served_app, worker
     summary = results["metrics"]["summary"]
     for side in ("overall", "left", "right"):
         assert page.inner_text(f"#score-{side}") != "–", side
-    assert summary["left"] is None and f"Mean of {summary['left_mean_turns']} left turn" in page.inner_text("#reason-left")
+    assert summary["left"] is None and f"Mean of {summary['left_mean_turns']} left turn" in page.inner_text(
+        "#reason-left"
+    )
 
     items = page.locator("#findings .finding")
     assert items.count() == len(findings)
@@ -78,7 +80,7 @@ def test_a_skiers_progress_over_three_analyses_and_a_comparison(served_app, smtp
     app_, base = served_app
     client = https_client(app_)
     sign_in(client, smtp_sink, EMAIL)
-    start = datetime(2026, 1, 10, 10, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 10, 10, tzinfo=UTC)
     runs = [
         ("week-1.mp4", per_side(6, {"similarity": 70.0, "lag": -100.0, "angulation": 1.0}, {"similarity": 90.0})),
         ("week-2.mp4", per_side(6, {"similarity": 72.0, "lag": -90.0, "angulation": 1.0}, {"similarity": 91.0})),
@@ -98,7 +100,9 @@ def test_a_skiers_progress_over_three_analyses_and_a_comparison(served_app, smtp
     )
     assert [dataset["label"] for dataset in chart] == ["Edge similarity", "Left turns (mean)", "Right turns (mean)"]
     headline, left = chart[0], chart[1]
-    assert len(headline["data"]) == 3 and all(low <= value <= high for value, (low, high) in zip(headline["data"], headline["intervals"]))
+    assert len(headline["data"]) == 3 and all(
+        low <= value <= high for value, (low, high) in zip(headline["data"], headline["intervals"])
+    )
     assert [round(value) for value in left["data"]] == [70, 72, 89]
     shot("progress-1-chart")
 

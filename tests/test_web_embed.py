@@ -24,15 +24,36 @@ SECRET = "embed-test-secret"
 @pytest.fixture
 def partner(app, runner):
     app.config["INTERNAL_SECRET"] = SECRET
-    result = runner.invoke(args=["partners", "create", SLUG, "--name", "Alpine School", "--domain", "alpine.example",
-                                 "--owner", "owner@alpine.example", "--max-upload-mb", "1", "--max-trim-s", "30"])
+    result = runner.invoke(
+        args=[
+            "partners",
+            "create",
+            SLUG,
+            "--name",
+            "Alpine School",
+            "--domain",
+            "alpine.example",
+            "--owner",
+            "owner@alpine.example",
+            "--max-upload-mb",
+            "1",
+            "--max-trim-s",
+            "30",
+        ]
+    )
     assert result.exit_code == 0, result.output
     return SLUG
 
 
 def submit(client, email="rider@example.com", origin=ORIGIN, **overrides):
-    body = {"email": email, "filename": "run.mp4", "content_type": "video/mp4", "size": len(CLIP),
-            "trim_start_s": 0, "trim_end_s": 10} | overrides
+    body = {
+        "email": email,
+        "filename": "run.mp4",
+        "content_type": "video/mp4",
+        "size": len(CLIP),
+        "trim_start_s": 0,
+        "trim_end_s": 10,
+    } | overrides
     return client.post(f"/api/embed/{SLUG}/submit", json=body, headers={"Origin": origin})
 
 
@@ -54,8 +75,9 @@ def visitor(answer) -> dict:
 
 
 def complete_upload(client, answer):
-    return client.post(f"/api/embed/{SLUG}/upload-complete", json={"analysis_id": answer["analysis_id"]},
-                       headers=visitor(answer))
+    return client.post(
+        f"/api/embed/{SLUG}/upload-complete", json={"analysis_id": answer["analysis_id"]}, headers=visitor(answer)
+    )
 
 
 def submitted_and_mailed(client, smtp_sink, **overrides):
@@ -80,25 +102,52 @@ def report(client, analysis_id, path, payload, method="put"):
     return response
 
 
-LOW_COVERAGE = "The skier was tracked in 71% of the clip (lost from 3.8 s to 6.0 s); scores cover only the tracked part."
+LOW_COVERAGE = (
+    "The skier was tracked in 71% of the clip (lost from 3.8 s to 6.0 s); scores cover only the tracked part."
+)
 
 
 def finish(client, analysis_id, status="complete", error=None, results=None):
     if status == "complete":
-        report(client, analysis_id, f"analyses/{analysis_id}/edge-similarity", {"overall": 77.5, "left": 80, "right": 75})
-        report(client, analysis_id, f"analyses/{analysis_id}/turns",
-               {"turns": [{"index": 1, "partial": True}, {"index": 2}, {"index": 3}]}, method="post")
-        report(client, analysis_id, "artifacts",
-               {"analysis_id": analysis_id, "kind": "video", "key": f"analyses/{analysis_id}/outputs/overlay.mp4",
-                "content_type": "video/mp4", "sha256": "0" * 64, "size": 10}, method="post")
-    report(client, analysis_id, f"analyses/{analysis_id}/status", {"status": status, "error": error, "results": results})
+        report(
+            client, analysis_id, f"analyses/{analysis_id}/edge-similarity", {"overall": 77.5, "left": 80, "right": 75}
+        )
+        report(
+            client,
+            analysis_id,
+            f"analyses/{analysis_id}/turns",
+            {"turns": [{"index": 1, "partial": True}, {"index": 2}, {"index": 3}]},
+            method="post",
+        )
+        report(
+            client,
+            analysis_id,
+            "artifacts",
+            {
+                "analysis_id": analysis_id,
+                "kind": "video",
+                "key": f"analyses/{analysis_id}/outputs/overlay.mp4",
+                "content_type": "video/mp4",
+                "sha256": "0" * 64,
+                "size": 10,
+            },
+            method="post",
+        )
+    report(
+        client, analysis_id, f"analyses/{analysis_id}/status", {"status": status, "error": error, "results": results}
+    )
 
 
 @pytest.mark.parametrize(
     ("method", "path", "headers", "status"),
     [
         ("options", f"/api/embed/{SLUG}/submit", {"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}, 200),
-        ("options", f"/api/embed/{SLUG}/submit", {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}, 403),
+        (
+            "options",
+            f"/api/embed/{SLUG}/submit",
+            {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+            403,
+        ),
         ("post", f"/api/embed/{SLUG}/submit", {"Origin": "https://evil.example"}, 403),
         ("post", f"/api/embed/{SLUG}/submit", {}, 403),
         ("post", "/api/embed/nobody/submit", {"Origin": ORIGIN}, 404),
@@ -127,7 +176,10 @@ def test_a_visitor_submits_uploads_and_is_sent_the_confirmation(app, client, par
 
     before = len(smtp_sink.messages)
     completed = complete_upload(client, answer)
-    assert completed.status_code == 202 and completed.json == {"status": "awaiting_confirmation", "email": "new.rider@example.com"}
+    assert completed.status_code == 202 and completed.json == {
+        "status": "awaiting_confirmation",
+        "email": "new.rider@example.com",
+    }
     message = smtp_sink.messages[before]
     assert message["To"] == "new.rider@example.com"
     assert message["Subject"] == "Confirm and start your Alpine School ski analysis"
@@ -162,8 +214,13 @@ def test_bad_submissions_are_refused(client, partner, overrides, status, message
     assert response.status_code == status and message in response.json["error"]["message"]
 
 
-@pytest.mark.parametrize(("setting", "emails"), [("EMBED_SUBMITS_PER_EMAIL", ["a@x.example"] * 3),
-                                                  ("EMBED_SUBMITS_PER_CLIENT", ["a@x.example", "b@x.example", "c@x.example"])])
+@pytest.mark.parametrize(
+    ("setting", "emails"),
+    [
+        ("EMBED_SUBMITS_PER_EMAIL", ["a@x.example"] * 3),
+        ("EMBED_SUBMITS_PER_CLIENT", ["a@x.example", "b@x.example", "c@x.example"]),
+    ],
+)
 def test_submissions_are_rate_limited_per_email_and_per_client(app, client, partner, setting, emails):
     app.config[setting] = 2
     statuses = [submit(client, email=email).status_code for email in emails]
@@ -251,9 +308,14 @@ def test_a_finished_analysis_shows_its_card_and_results_and_mails_the_visitor_on
     assert client.get(f"/api/embed/results/{token}/download/video").status_code == 200
     assert client.get(f"/api/embed/results/{token}/download/chart").status_code == 404
     page = client.get(f"/results/{token}")
-    assert page.status_code == 200 and "Submitted on Alpine School" in page.text and "Delete this analysis" not in page.text
+    assert (
+        page.status_code == 200
+        and "Submitted on Alpine School" in page.text
+        and "Delete this analysis" not in page.text
+    )
     assert page.headers["Content-Security-Policy"].endswith(
-        "; frame-ancestors 'self' https://alpine.example http://alpine.example")
+        "; frame-ancestors 'self' https://alpine.example http://alpine.example"
+    )
     assert "X-Frame-Options" not in page.headers
     for forged in ("x" * 43, token[:-1]):
         assert client.get(f"/api/embed/results/{forged}").status_code == 404
@@ -269,11 +331,16 @@ def test_an_unconfirmed_submission_has_no_results(app, client, partner, smtp_sin
     assert client.get(f"/api/embed/results/{token}").status_code == 404
 
 
-@pytest.mark.parametrize(("status", "error", "reason"), [
-    ("failed", "This file is a still image, not a video.", "This file is a still image, not a video."),
-    ("no_skier_found", None, "We could not find a skier in enough of the clip."),
-])
-def test_a_failed_analysis_is_mailed_with_its_reason(client, partner, smtp_sink, analysis_deployment, status, error, reason):
+@pytest.mark.parametrize(
+    ("status", "error", "reason"),
+    [
+        ("failed", "This file is a still image, not a video.", "This file is a still image, not a video."),
+        ("no_skier_found", None, "We could not find a skier in enough of the clip."),
+    ],
+)
+def test_a_failed_analysis_is_mailed_with_its_reason(
+    client, partner, smtp_sink, analysis_deployment, status, error, reason
+):
     answer, link = submitted_and_mailed(client, smtp_sink)
     confirm(client, link)
     before = len(smtp_sink.messages)
@@ -326,11 +393,15 @@ def test_an_outcome_email_that_could_not_be_sent_goes_out_with_the_next_maintena
     before = len(smtp_sink.messages)
     done = client.post("/api/internal/maintenance", headers={"X-Poser-Internal-Secret": SECRET}).json
     assert done["outcomes_mailed"] == 1 and smtp_sink.messages[before]["Subject"].endswith("is ready")
-    assert client.post("/api/internal/maintenance", headers={"X-Poser-Internal-Secret": SECRET}).json["outcomes_mailed"] == 0
+    assert (
+        client.post("/api/internal/maintenance", headers={"X-Poser-Internal-Secret": SECRET}).json["outcomes_mailed"]
+        == 0
+    )
 
 
-def test_a_visitor_runs_a_failed_analysis_again_unless_the_clip_is_at_fault(app, client, partner, smtp_sink,
-                                                                          analysis_deployment):
+def test_a_visitor_runs_a_failed_analysis_again_unless_the_clip_is_at_fault(
+    app, client, partner, smtp_sink, analysis_deployment
+):
     import asyncio
 
     from prefect import get_client
@@ -349,14 +420,22 @@ def test_a_visitor_runs_a_failed_analysis_again_unless_the_clip_is_at_fault(app,
             await prefect.set_flow_run_state(flow_run_id, Failed(message="Stopped."), force=True)
 
     asyncio.run(fail())
-    report(client, analysis_id, f"analyses/{analysis_id}/status",
-           {"status": "failed", "error": "This file is a still image, not a video.", "retryable": False})
+    report(
+        client,
+        analysis_id,
+        f"analyses/{analysis_id}/status",
+        {"status": "failed", "error": "This file is a still image, not a video.", "retryable": False},
+    )
     state = client.get(f"/api/embed/{SLUG}/status/{analysis_id}", headers=visitor(answer)).json
     assert (state["status"], state["retryable"]) == ("failed", False)
     assert client.post(retry, headers=visitor(answer)).status_code == 409
 
-    report(client, analysis_id, f"analyses/{analysis_id}/status",
-           {"status": "failed", "error": "The analysis stopped unexpectedly.", "retryable": True})
+    report(
+        client,
+        analysis_id,
+        f"analyses/{analysis_id}/status",
+        {"status": "failed", "error": "The analysis stopped unexpectedly.", "retryable": True},
+    )
     other = submit(client, email="other@example.com").json
     assert client.post(retry, headers=visitor(other)).status_code == 404
     assert client.post(retry, headers={"Origin": "https://evil.example"}).status_code == 403
@@ -365,8 +444,9 @@ def test_a_visitor_runs_a_failed_analysis_again_unless_the_clip_is_at_fault(app,
     assert read_flow_run(flow_run_id).state.name == "AwaitingRetry"
 
 
-def test_a_visitor_who_signs_in_finds_and_can_delete_the_submission(app, client, partner, smtp_sink,
-                                                                  analysis_deployment):
+def test_a_visitor_who_signs_in_finds_and_can_delete_the_submission(
+    app, client, partner, smtp_sink, analysis_deployment
+):
     from tests.webutil import sign_in, write_headers
 
     answer, link = submitted_and_mailed(client, smtp_sink)

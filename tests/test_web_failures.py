@@ -13,7 +13,11 @@ pytestmark = pytest.mark.slow
     ("clip", "trim", "reason"),
     [
         ("image", {}, "This file is a still image, not a video."),
-        ("short", {"trim_start_s": 30, "trim_end_s": 40}, "The trim starts at 30.00 s but the video is only 1.00 s long."),
+        (
+            "short",
+            {"trim_start_s": 30, "trim_end_s": 40},
+            "The trim starts at 30.00 s but the video is only 1.00 s long.",
+        ),
     ],
 )
 def test_a_failed_analysis_says_why(served_app, worker, smtp_sink, derived, clip, trim, reason):

@@ -6,7 +6,7 @@ them, with results built from constructed turns (see `tests/test_findings.py`)."
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -22,13 +22,19 @@ def results_for(specs, **summary):
     """A complete analysis's results (as the flow reports them) for constructed turns."""
     metrics, frames = make_run(specs, **summary)
     metrics["camera_side"] = "behind"
-    return {"outcome": "complete", "warnings": [], "metrics": metrics, "findings": findings_of(metrics, frames),
-            "series": {"time_s": [], "inclination_deg": [], "left_edge_deg": [], "right_edge_deg": []}}
+    return {
+        "outcome": "complete",
+        "warnings": [],
+        "metrics": metrics,
+        "findings": findings_of(metrics, frames),
+        "series": {"time_s": [], "inclination_deg": [], "left_edge_deg": [], "right_edge_deg": []},
+    }
 
 
 def internal(client, method, path, payload, secret=SECRET):
-    response = client.open(f"/api/internal/{path}", method=method, json=payload,
-                           headers={"X-Poser-Internal-Secret": secret})
+    response = client.open(
+        f"/api/internal/{path}", method=method, json=payload, headers={"X-Poser-Internal-Secret": secret}
+    )
     assert response.status_code in (200, 201), response.json
     return response
 
@@ -38,19 +44,37 @@ def seed(app, client, results=None, *, name="run.mp4", created_at=None, stills=T
     upload without them), registered with a still per finding, created at `created_at`."""
     # The app's own secret where it has one (a worker may be reporting to it too).
     secret = app.config["INTERNAL_SECRET"] = app.config.get("INTERNAL_SECRET") or SECRET
-    created = client.post("/api/analyses/create-upload", headers=write_headers(client),
-                          json={"filename": name, "content_type": "video/mp4", "size": 100})
+    created = client.post(
+        "/api/analyses/create-upload",
+        headers=write_headers(client),
+        json={"filename": name, "content_type": "video/mp4", "size": 100},
+    )
     analysis_id = created.json["analysis"]["id"]
     if results is not None:
         summary = results["metrics"]["summary"]
-        internal(client, "PUT", f"analyses/{analysis_id}/edge-similarity",
-                 {side: summary[side] for side in ("overall", "left", "right")}, secret)
+        internal(
+            client,
+            "PUT",
+            f"analyses/{analysis_id}/edge-similarity",
+            {side: summary[side] for side in ("overall", "left", "right")},
+            secret,
+        )
         for finding in results["findings"] if stills else []:
             if finding["still"]:
-                internal(client, "POST", "artifacts", {
-                    "analysis_id": analysis_id, "kind": f"finding_{finding['rank']}",
-                    "key": f"analyses/{analysis_id}/outputs/{finding['still']}", "content_type": "image/jpeg",
-                    "sha256": "0" * 64, "size": 10}, secret)
+                internal(
+                    client,
+                    "POST",
+                    "artifacts",
+                    {
+                        "analysis_id": analysis_id,
+                        "kind": f"finding_{finding['rank']}",
+                        "key": f"analyses/{analysis_id}/outputs/{finding['still']}",
+                        "content_type": "image/jpeg",
+                        "sha256": "0" * 64,
+                        "size": 10,
+                    },
+                    secret,
+                )
         internal(client, "PUT", f"analyses/{analysis_id}/status", {"status": "complete", "results": results}, secret)
     if created_at is not None:
         with app.app_context():
@@ -100,11 +124,16 @@ def test_findings_of_an_analysis_that_is_not_complete_or_not_yours_are_refused(a
 
 
 def test_history_lists_complete_analyses_oldest_first_with_intervals(app, skier, smtp_sink):
-    start = datetime(2026, 1, 10, 9, tzinfo=timezone.utc)
-    short = [{"direction": "right", "similarity": 80.0}, {"direction": "left", "similarity": 84.0},
-             {"direction": "right", "similarity": 82.0}]
-    ids = [seed(app, skier, results_for(specs), name=f"run{i}.mp4", created_at=start + timedelta(days=7 * i))
-           for i, specs in enumerate([WEAK_LEFT, short, BETTER])]
+    start = datetime(2026, 1, 10, 9, tzinfo=UTC)
+    short = [
+        {"direction": "right", "similarity": 80.0},
+        {"direction": "left", "similarity": 84.0},
+        {"direction": "right", "similarity": 82.0},
+    ]
+    ids = [
+        seed(app, skier, results_for(specs), name=f"run{i}.mp4", created_at=start + timedelta(days=7 * i))
+        for i, specs in enumerate([WEAK_LEFT, short, BETTER])
+    ]
     seed(app, skier, created_at=start + timedelta(days=30))  # still awaiting its upload: not a point
     stranger = https_client(app)
     sign_in(stranger, smtp_sink, "stranger@example.com")
@@ -134,12 +163,17 @@ def test_a_comparison_names_measurable_changes_and_says_so_when_there_is_none(ap
     assert (compared["first"]["file_name"], compared["second"]["file_name"]) == ("january.mp4", "february.mp4")
     rows = {row["name"]: row for row in compared["rows"]}
     assert rows["left_mean"]["change"] == "higher" and rows["left_mean"]["measurable"]
-    assert rows["left_mean"]["first"]["text"].startswith("70 (") and rows["left_mean"]["second"]["text"].startswith("90 (")
+    assert rows["left_mean"]["first"]["text"].startswith("70 (") and rows["left_mean"]["second"]["text"].startswith(
+        "90 ("
+    )
     assert rows["right_mean"]["change"] == "no measurable change"
     assert {row["group"] for row in compared["rows"]} == {"summary", "sides", "technique", "rhythm"}
     assert compared["changes"] == sum(row["measurable"] for row in compared["rows"]) >= 1
     first_keys = [f["key"] for f in compared["findings"]["first"]]
-    assert first_keys == ["weaker_side", "inside_ski_late"] and compared["findings"]["second"][0]["key"] == "nothing_stands_out"
+    assert (
+        first_keys == ["weaker_side", "inside_ski_late"]
+        and compared["findings"]["second"][0]["key"] == "nothing_stands_out"
+    )
     assert not any(f["in_both"] for f in compared["findings"]["first"])
 
     unchanged = skier.get(f"/api/analyses/{before}/compare/{same}").json
@@ -171,8 +205,11 @@ def test_bad_comparisons_are_refused_with_a_message(app, skier, smtp_sink, pair,
 
 
 def test_the_side_means_reach_the_api_for_the_cards(app, skier):
-    short = [{"direction": "right", "similarity": 80.0}, {"direction": "left", "similarity": 84.0},
-             {"direction": "right", "similarity": 82.0}]
+    short = [
+        {"direction": "right", "similarity": 80.0},
+        {"direction": "left", "similarity": 84.0},
+        {"direction": "right", "similarity": 82.0},
+    ]
     analysis_id = seed(app, skier, results_for(short))
     scores = skier.get(f"/api/analyses/{analysis_id}/edge-similarity").json["edge_similarity"]
     assert scores["left"] is None and scores["left_mean"] == pytest.approx(84.0) and scores["left_mean_turns"] == 1
@@ -187,15 +224,28 @@ def test_the_widget_card_shows_the_top_finding(app, client, smtp_sink, analysis_
     from tests.test_web_embed import SLUG, confirm, submitted_and_mailed, visitor
 
     app.config["INTERNAL_SECRET"] = EMBED_SECRET
-    result = app.test_cli_runner().invoke(args=["partners", "create", SLUG, "--name", "Alpine School", "--domain",
-                                                "alpine.example", "--owner", "owner@alpine.example"])
+    result = app.test_cli_runner().invoke(
+        args=[
+            "partners",
+            "create",
+            SLUG,
+            "--name",
+            "Alpine School",
+            "--domain",
+            "alpine.example",
+            "--owner",
+            "owner@alpine.example",
+        ]
+    )
     assert result.exit_code == 0, result.output
     answer, link = submitted_and_mailed(client, smtp_sink)
     confirm(client, link)
     results = results_for(WEAK_LEFT)
-    response = client.put(f"/api/internal/analyses/{answer['analysis_id']}/status",
-                          json={"status": "complete", "results": results},
-                          headers={"X-Poser-Internal-Secret": EMBED_SECRET})
+    response = client.put(
+        f"/api/internal/analyses/{answer['analysis_id']}/status",
+        json={"status": "complete", "results": results},
+        headers={"X-Poser-Internal-Secret": EMBED_SECRET},
+    )
     assert response.status_code == 200, response.json
     card = client.get(f"/api/embed/{SLUG}/feedback/{answer['analysis_id']}", headers=visitor(answer)).json
     top = results["findings"][0]
@@ -211,15 +261,33 @@ def test_the_ready_email_gives_the_mean_of_the_turns_when_they_are_too_few_for_t
     from tests.test_web_embed import SLUG, confirm, submitted_and_mailed
 
     app.config["INTERNAL_SECRET"] = EMBED_SECRET
-    app.test_cli_runner().invoke(args=["partners", "create", SLUG, "--name", "Alpine School", "--domain",
-                                       "alpine.example", "--owner", "owner@alpine.example"])
+    app.test_cli_runner().invoke(
+        args=[
+            "partners",
+            "create",
+            SLUG,
+            "--name",
+            "Alpine School",
+            "--domain",
+            "alpine.example",
+            "--owner",
+            "owner@alpine.example",
+        ]
+    )
     answer, link = submitted_and_mailed(client, smtp_sink)
     confirm(client, link)
-    short = [{"direction": "right", "similarity": 80.0}, {"direction": "left", "similarity": 84.0},
-             {"direction": "right", "similarity": 82.0}]
-    response = client.put(f"/api/internal/analyses/{answer['analysis_id']}/status",
-                          json={"status": "complete", "results": results_for(short)},
-                          headers={"X-Poser-Internal-Secret": EMBED_SECRET})
+    short = [
+        {"direction": "right", "similarity": 80.0},
+        {"direction": "left", "similarity": 84.0},
+        {"direction": "right", "similarity": 82.0},
+    ]
+    response = client.put(
+        f"/api/internal/analyses/{answer['analysis_id']}/status",
+        json={"status": "complete", "results": results_for(short)},
+        headers={"X-Poser-Internal-Secret": EMBED_SECRET},
+    )
     assert response.status_code == 200, response.json
-    assert re.search(r"Edge similarity: 82 out of 100 \(90% interval \d+-\d+\), the mean of 3 turns\.",
-                     mail_text(smtp_sink.messages[-1]))
+    assert re.search(
+        r"Edge similarity: 82 out of 100 \(90% interval \d+-\d+\), the mean of 3 turns\.",
+        mail_text(smtp_sink.messages[-1]),
+    )

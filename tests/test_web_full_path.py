@@ -17,6 +17,7 @@ from tests.webutil import https_client, sign_in, write_headers
 
 pytestmark = pytest.mark.slow
 
+
 @pytest.fixture(params=["local", "s3"])
 def storage_backend(request):
     return request.param
@@ -29,7 +30,8 @@ def submit(app, smtp_sink, clip: bytes, **trim):
     sign_in(client, smtp_sink, "rider@example.com")
     csrf = write_headers(client)
     answer = client.post(
-        "/api/analyses/create-upload", headers=csrf,
+        "/api/analyses/create-upload",
+        headers=csrf,
         json={"filename": "carpet.mp4", "content_type": "video/mp4", "size": len(clip)} | trim,
     ).json
     upload = answer["upload"]

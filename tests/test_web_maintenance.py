@@ -47,17 +47,32 @@ def test_uploads_never_confirmed_expire_with_their_objects(app, signed_in):
 def test_expired_embed_tokens_go_and_others_stay(app, signed_in):
     with app.app_context():
         owner = db.session.scalar(db.select(User))
-        partner = Partner(slug="school", display_name="School", allowed_domains=[], max_upload_bytes=1, max_trim_s=1,
-                          owner_user_id=owner.id)
+        partner = Partner(
+            slug="school",
+            display_name="School",
+            allowed_domains=[],
+            max_upload_bytes=1,
+            max_trim_s=1,
+            owner_user_id=owner.id,
+        )
         db.session.add(partner)
         db.session.flush()
         for i, (expires, confirmed) in enumerate([(-1, None), (1, None), (-1, utcnow())]):
             analysis = Analysis(user_id=owner.id, input_key=f"uploads/{i}/input.mp4")
             db.session.add(analysis)
             db.session.flush()
-            db.session.add(EmbedToken(partner_id=partner.id, analysis_id=analysis.id, email="a@b.co", token_hash=str(i) * 64,
-                                      results_token_hash=str(i + 3) * 64, client_ip="127.0.0.1",
-                                      expires_at=utcnow() + timedelta(hours=expires), confirmed_at=confirmed))
+            db.session.add(
+                EmbedToken(
+                    partner_id=partner.id,
+                    analysis_id=analysis.id,
+                    email="a@b.co",
+                    token_hash=str(i) * 64,
+                    results_token_hash=str(i + 3) * 64,
+                    client_ip="127.0.0.1",
+                    expires_at=utcnow() + timedelta(hours=expires),
+                    confirmed_at=confirmed,
+                )
+            )
         db.session.commit()
     assert maintain(signed_in)["expired_embed_tokens"] == 1
 
@@ -119,6 +134,14 @@ def test_the_maintenance_flow_calls_the_web_app(served_app, monkeypatch):
     _, url = served_app
     monkeypatch.setenv("POSER_WEBAPP_URL", url)
     monkeypatch.setenv("POSER_INTERNAL_SECRET", WORKER_SECRET)
-    assert maintenance() == {"expired_uploads": 0, "expired_embed_tokens": 0, "orphaned_objects": 0, "lost_runs": 0,
-                             "refreshed_runs": 0, "outcomes_mailed": 0, "ended_sessions": 0, "old_sign_in_codes": 0,
-                             "old_rate_limits": 0}
+    assert maintenance() == {
+        "expired_uploads": 0,
+        "expired_embed_tokens": 0,
+        "orphaned_objects": 0,
+        "lost_runs": 0,
+        "refreshed_runs": 0,
+        "outcomes_mailed": 0,
+        "ended_sessions": 0,
+        "old_sign_in_codes": 0,
+        "old_rate_limits": 0,
+    }

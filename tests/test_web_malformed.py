@@ -20,13 +20,37 @@ from tests.webutil import sign_in, write_headers
 SECRET = "malformed-test-secret"
 
 # Valid values for the path parameters; {analysis} and {upload_key} are filled in per test.
-PATH_VALUES = {"analysis_id": "{analysis}", "slug": SLUG, "token": "no-such-token", "kind": "video",
-               "key": "{upload_key}", "name": "widget.js", "filename": "app.css", "other_id": "{analysis}"}
+PATH_VALUES = {
+    "analysis_id": "{analysis}",
+    "slug": SLUG,
+    "token": "no-such-token",
+    "kind": "video",
+    "key": "{upload_key}",
+    "name": "widget.js",
+    "filename": "app.css",
+    "other_id": "{analysis}",
+}
 
 BAD_PATH_VALUES = [
-    "%00", "%00abc", "abc%00", "9223372036854775807", "-1", "%ED%A0%80", "%C0%AE%C0%AE%2F", "..%2F..%2Fetc%2Fpasswd",
-    "%0D%0ASet-Cookie:%20x=1", "x" * 3000, "%F0%9F%92%A9", "a%20b", "%25", "%FF%FE", "null", "%7B%7D",
-    "00000000-0000-0000-0000-000000000000", "{analysis}x", "{analysis}%00",
+    "%00",
+    "%00abc",
+    "abc%00",
+    "9223372036854775807",
+    "-1",
+    "%ED%A0%80",
+    "%C0%AE%C0%AE%2F",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%0D%0ASet-Cookie:%20x=1",
+    "x" * 3000,
+    "%F0%9F%92%A9",
+    "a%20b",
+    "%25",
+    "%FF%FE",
+    "null",
+    "%7B%7D",
+    "00000000-0000-0000-0000-000000000000",
+    "{analysis}x",
+    "{analysis}%00",
 ]
 
 
@@ -59,9 +83,37 @@ BAD_BODIES = [
 ]
 
 BAD_VALUES: list[object] = [
-    None, True, False, 0, -1, 1.5, 1e308, -1e308, 10**30, 2**63, -(2**63) - 1, "", " ", "x" * 100_000,
-    "\u0000", "a\u0000b", "\ud800", "\udfff", "a\r\nb", "\t", "\u202e", "../../etc/passwd", "<script>alert(1)</script>",
-    "%00", [], {}, [[[]]], {"a": {"b": {"c": 1}}}, [None], ["\u0000"], {"\ud800": 1},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    1e308,
+    -1e308,
+    10**30,
+    2**63,
+    -(2**63) - 1,
+    "",
+    " ",
+    "x" * 100_000,
+    "\u0000",
+    "a\u0000b",
+    "\ud800",
+    "\udfff",
+    "a\r\nb",
+    "\t",
+    "\u202e",
+    "../../etc/passwd",
+    "<script>alert(1)</script>",
+    "%00",
+    [],
+    {},
+    [[[]]],
+    {"a": {"b": {"c": 1}}},
+    [None],
+    ["\u0000"],
+    {"\ud800": 1},
 ]
 
 # A valid body for each route that takes one (by endpoint); each field is then replaced in turn.
@@ -69,26 +121,55 @@ BODIES = {
     "auth.request_code": {"email": "rider@example.com"},
     "auth.verify_code": {"email": "rider@example.com", "code": "123456"},
     "contact.contact": {"subject": "Hi", "message": "Hello", "email": "rider@example.com"},
-    "analyses.create_upload": {"filename": "run.mp4", "content_type": "video/mp4", "size": 100,
-                               "trim_start_s": 0, "trim_end_s": 5},
-    "embed.submit": {"email": "rider@example.com", "filename": "run.mp4", "content_type": "video/mp4", "size": 100,
-                     "trim_start_s": 0, "trim_end_s": 5, "skier_hint": {"time_s": 1, "point": [1, 2]}},
+    "analyses.create_upload": {
+        "filename": "run.mp4",
+        "content_type": "video/mp4",
+        "size": 100,
+        "trim_start_s": 0,
+        "trim_end_s": 5,
+    },
+    "embed.submit": {
+        "email": "rider@example.com",
+        "filename": "run.mp4",
+        "content_type": "video/mp4",
+        "size": 100,
+        "trim_start_s": 0,
+        "trim_end_s": 5,
+        "skier_hint": {"time_s": 1, "point": [1, 2]},
+    },
     "embed.upload_complete": {"analysis_id": "{visitor_analysis}"},
     "partners.update_own": {"name": "School", "domains": ["alpine.example"], "max_upload_mb": 10, "max_trim_s": 30},
     "internal.put_progress": {"step": "pose", "progress": 10},
     "internal.put_status": {"status": "failed", "error": "Broken.", "results": {"warnings": []}, "retryable": True},
     "internal.put_edge_similarity": {"overall": 50, "left": 40, "right": 60},
     "internal.post_turns": {"turns": [{"index": 1, "partial": False}]},
-    "internal.post_artifact": {"analysis_id": "{analysis}", "kind": "video", "key": "analyses/{analysis}/outputs/o.mp4",
-                               "content_type": "video/mp4", "sha256": "0" * 64, "size": 10},
+    "internal.post_artifact": {
+        "analysis_id": "{analysis}",
+        "kind": "video",
+        "key": "analyses/{analysis}/outputs/o.mp4",
+        "content_type": "video/mp4",
+        "sha256": "0" * 64,
+        "size": 10,
+    },
 }
 # Query arguments some routes read.
 QUERIES = {
     "analyses.list_analyses": ["page", "per_page"],
     "embed.confirm": ["token"],
 }
-BAD_QUERY_VALUES = ["0", "-1", "9223372036854775807", "9" * 5000, "1.5", "abc", "%00", "%ED%A0%80", "", "1%0D%0A",
-                    "%EF%BC%91"]  # a full-width digit
+BAD_QUERY_VALUES = [
+    "0",
+    "-1",
+    "9223372036854775807",
+    "9" * 5000,
+    "1.5",
+    "abc",
+    "%00",
+    "%ED%A0%80",
+    "",
+    "1%0D%0A",
+    "%EF%BC%91",
+]  # a full-width digit
 # Pages under /api/ that people open from an email: they answer with a page, not JSON.
 HTML_API_PAGES = {"embed.confirm"}
 # Routes that take no input a client controls, or that only report on the services around.
@@ -101,7 +182,8 @@ def routes():
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     return sorted(
         (rule.endpoint, rule.rule, method)
-        for rule in app.url_map.iter_rules() if rule.endpoint not in UNTESTED
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint not in UNTESTED
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
     )
 
@@ -110,21 +192,44 @@ def routes():
 def setting(app, client, smtp_sink):
     """A signed-in partner owner with an analysis of their own, a partner, and a visitor's
     submission with its key; limits raised so that every case reaches the checks."""
-    app.config.update(INTERNAL_SECRET=SECRET, LOGIN_CODES_PER_CLIENT=10**6, LOGIN_CODES_PER_EMAIL=10**6,
-                      LOGIN_VERIFY_PER_CLIENT=10**6, CONTACT_PER_CLIENT=10**6, CONTACT_PER_USER=10**6,
-                      EMBED_SUBMITS_PER_CLIENT=10**6, EMBED_SUBMITS_PER_EMAIL=10**6, UPLOADS_PER_USER=10**6,
-                      UPLOAD_BYTES_PER_USER=10**15)
-    result = app.test_cli_runner().invoke(args=["partners", "create", SLUG, "--name", "Alpine School", "--domain",
-                                                "alpine.example", "--owner", "owner@alpine.example"])
+    app.config.update(
+        INTERNAL_SECRET=SECRET,
+        LOGIN_CODES_PER_CLIENT=10**6,
+        LOGIN_CODES_PER_EMAIL=10**6,
+        LOGIN_VERIFY_PER_CLIENT=10**6,
+        CONTACT_PER_CLIENT=10**6,
+        CONTACT_PER_USER=10**6,
+        EMBED_SUBMITS_PER_CLIENT=10**6,
+        EMBED_SUBMITS_PER_EMAIL=10**6,
+        UPLOADS_PER_USER=10**6,
+        UPLOAD_BYTES_PER_USER=10**15,
+    )
+    result = app.test_cli_runner().invoke(
+        args=[
+            "partners",
+            "create",
+            SLUG,
+            "--name",
+            "Alpine School",
+            "--domain",
+            "alpine.example",
+            "--owner",
+            "owner@alpine.example",
+        ]
+    )
     assert result.exit_code == 0, result.output
     sign_in(client, smtp_sink, "owner@alpine.example")
     csrf = write_headers(client)
-    created = client.post("/api/analyses/create-upload", headers=csrf,
-                          json={"filename": "run.mp4", "content_type": "video/mp4", "size": 100}).json
+    created = client.post(
+        "/api/analyses/create-upload",
+        headers=csrf,
+        json={"filename": "run.mp4", "content_type": "video/mp4", "size": 100},
+    ).json
     visitor = submit(client).json
     put_clip(client, visitor["upload"])
     return {
-        "headers": csrf | {"Origin": ORIGIN, "X-Poser-Visitor": visitor["visitor_key"], "X-Poser-Internal-Secret": SECRET},
+        "headers": csrf
+        | {"Origin": ORIGIN, "X-Poser-Visitor": visitor["visitor_key"], "X-Poser-Internal-Secret": SECRET},
         "{analysis}": created["analysis"]["id"],
         "{visitor_analysis}": visitor["analysis_id"],
         "{upload_key}": f"uploads/{created['analysis']['id']}/input.mp4",
@@ -185,11 +290,16 @@ def _substitute(rule: str, param: str, value: str) -> str:
 def test_no_malformed_input_gets_a_500(app, client, setting, endpoint, rule, method):
     failures, tried = [], 0
     for label, path, data, content_type in cases(endpoint, rule, method, setting):
-        response = client.open(path, method=method, data=data, content_type=content_type if data is not None else None,
-                               headers=setting["headers"])
+        response = client.open(
+            path,
+            method=method,
+            data=data,
+            content_type=content_type if data is not None else None,
+            headers=setting["headers"],
+        )
         tried += 1
         body = response.get_data(as_text=True)
-        if response.status_code >= 500 and response.status_code != 503 or "Traceback" in body:
+        if (response.status_code >= 500 and response.status_code != 503) or "Traceback" in body:
             failures.append(f"{label}: {response.status_code} {body[:200]}")
         elif response.status_code >= 400 and path.startswith("/api/") and endpoint not in HTML_API_PAGES:
             message = (response.json or {}).get("error", {}).get("message") if response.is_json else None
@@ -200,9 +310,18 @@ def test_no_malformed_input_gets_a_500(app, client, setting, endpoint, rule, met
 
 
 # Writes that read no JSON body: the id in their path (or their session) is all they take.
-BODYLESS_WRITES = {"auth.logout", "auth.logout_everywhere", "auth.renew_token", "account.delete_account",
-                   "analyses.confirm_upload", "analyses.retry_analysis", "analyses.delete_analysis", "embed.retry",
-                   "maintenance.run_maintenance", "storage.put_object"}
+BODYLESS_WRITES = {
+    "auth.logout",
+    "auth.logout_everywhere",
+    "auth.renew_token",
+    "account.delete_account",
+    "analyses.confirm_upload",
+    "analyses.retry_analysis",
+    "analyses.delete_analysis",
+    "embed.retry",
+    "maintenance.run_maintenance",
+    "storage.put_object",
+}
 
 
 def test_every_write_route_is_in_the_tables():

@@ -50,7 +50,7 @@ def test_queued_analyses_run_one_at_a_time_and_a_deleted_one_is_cancelled(
     for analysis_id in (first, second):
         assert wait_until_done(client, analysis_id)[0]["status"] == "complete"
     with app.app_context():
-        runs = [read_flow_run((db.session.get(Analysis, a).flow_run_id)) for a in (first, second)]
+        runs = [read_flow_run(db.session.get(Analysis, a).flow_run_id) for a in (first, second)]
     runs.sort(key=lambda run: run.start_time)
     assert runs[1].start_time >= runs[0].end_time  # never both running at once
-    assert read_flow_run((third_run)).state.type.value in ("CANCELLING", "CANCELLED")
+    assert read_flow_run(third_run).state.type.value in ("CANCELLING", "CANCELLED")

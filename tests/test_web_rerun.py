@@ -9,8 +9,8 @@ completed step and completes the same analysis once.
 
 from __future__ import annotations
 
-import contextlib
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -74,8 +74,9 @@ def failed_analysis(app, client, smtp_sink, analysis_deployment):
     assert client.post(f"/api/analyses/{analysis_id}/confirm-upload", headers=write_headers(client)).status_code == 202
     set_flow_run_state(analysis_row(app, analysis_id).flow_run_id, Failed(message="Stopped."))
     report = {"status": "failed", "error": "The analysis stopped unexpectedly."}
-    reported = client.put(f"/api/internal/analyses/{analysis_id}/status", json=report,
-                          headers={"X-Poser-Internal-Secret": WORKER_SECRET})
+    reported = client.put(
+        f"/api/internal/analyses/{analysis_id}/status", json=report, headers={"X-Poser-Internal-Secret": WORKER_SECRET}
+    )
     assert reported.json["analysis"]["status"] == "failed"
     return client, analysis_id
 
@@ -124,8 +125,9 @@ def test_only_a_failed_analysis_with_a_failed_run_can_be_retried(app, failed_ana
 def test_a_failure_of_the_input_itself_is_not_offered_again(app, failed_analysis):
     client, analysis_id = failed_analysis
     report = {"status": "failed", "error": "This file is a still image, not a video.", "retryable": False}
-    answer = client.put(f"/api/internal/analyses/{analysis_id}/status", json=report,
-                        headers={"X-Poser-Internal-Secret": WORKER_SECRET}).json["analysis"]
+    answer = client.put(
+        f"/api/internal/analyses/{analysis_id}/status", json=report, headers={"X-Poser-Internal-Secret": WORKER_SECRET}
+    ).json["analysis"]
     assert answer["retryable"] is False
     refused = client.post(f"/api/analyses/{analysis_id}/retry", headers=write_headers(client))
     assert refused.status_code == 409 and "fail the same way" in refused.json["error"]["message"]
@@ -194,7 +196,10 @@ def postgres_prefect(tmp_path_factory):
     log = open(folder / "server.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start"],
-        env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/api"
     try:
@@ -226,7 +231,9 @@ def rerun_stack(app, postgres_prefect, tmp_path):
     with temporary_settings({PREFECT_API_URL: postgres_prefect}):
         asyncio.run(create_pool())
         analyze_video.from_source(source=str(ROOT), entrypoint="flows/analyze.py:analyze_video").deploy(
-            name="rerun", work_pool_name=POOL, print_next_steps=False,
+            name="rerun",
+            work_pool_name=POOL,
+            print_next_steps=False,
             job_variables={"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S)}},
         )
         install(CrashDetection(heartbeat_s=HEARTBEAT_S, missed_heartbeats=MISSED_HEARTBEATS))
@@ -252,7 +259,10 @@ def start_worker(web_url: str, api_url: str, folder, name: str) -> subprocess.Po
     log = open(folder / f"{name}.log", "w")
     return subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", name, "--limit", "1"],
-        env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -358,8 +368,9 @@ def test_a_run_whose_worker_died_crashes_and_its_rerun_completes_the_same_analys
     assert read_flow_run(flow_run_id).state.type.value == "RUNNING"  # nothing told Prefect
 
     silence_s = HEARTBEAT_S * MISSED_HEARTBEATS
-    crashed = wait_for(lambda: (run := read_flow_run(flow_run_id)).state.is_crashed() and run, silence_s + 90,
-                       "the crash")
+    crashed = wait_for(
+        lambda: (run := read_flow_run(flow_run_id)).state.is_crashed() and run, silence_s + 90, "the crash"
+    )
     detected_after_s = time.monotonic() - killed_at
     assert "no heartbeat" in crashed.state.message
     assert detected_after_s <= silence_s + 30
@@ -373,8 +384,12 @@ def test_a_run_whose_worker_died_crashes_and_its_rerun_completes_the_same_analys
     try:
         # What the Prefect UI's Retry sends.
         set_flow_run_state(flow_run_id, Scheduled(name="AwaitingRetry", message="Retry from the UI"))
-        wait_for(lambda: analysis_row(app, analysis_id).status in ("processing", "complete"), 120,
-                 "the rerun to start", second)
+        wait_for(
+            lambda: analysis_row(app, analysis_id).status in ("processing", "complete"),
+            120,
+            "the rerun to start",
+            second,
+        )
         analysis, _ = wait_until_done(client, analysis_id, timeout_s=400)
     finally:
         stop_worker(second)
@@ -391,8 +406,11 @@ def test_a_run_whose_worker_died_crashes_and_its_rerun_completes_the_same_analys
     assert turns and len({turn["index"] for turn in turns}) == len(turns)
     assert len(turns) == len(analysis["results"]["metrics"]["turns"])
 
-    tasks = wait_for(lambda: (found := task_run_states(flow_run_id)).get("publish") == ["Completed"] and found, 60,
-                     "the task runs to be recorded")
+    tasks = wait_for(
+        lambda: (found := task_run_states(flow_run_id)).get("publish") == ["Completed"] and found,
+        60,
+        "the task runs to be recorded",
+    )
     for step in ("probe", "detect-and-track"):
         assert tasks[step] == ["Completed", "Cached"], tasks  # computed once, read back on the rerun
     assert tasks["pose"][-1] == "Completed" and "Cached" not in tasks["pose"], tasks

@@ -59,7 +59,9 @@ def test_a_presigned_upload_goes_straight_to_s3_and_starts_the_analysis(signed_i
 def test_a_wrong_size_is_caught_at_confirmation(signed_in):
     answer = create(signed_in).json
     httpx.put(answer["upload"]["url"], content=CLIP[:100], headers=answer["upload"]["headers"])
-    response = signed_in.post(f"/api/analyses/{answer['analysis']['id']}/confirm-upload", headers=write_headers(signed_in))
+    response = signed_in.post(
+        f"/api/analyses/{answer['analysis']['id']}/confirm-upload", headers=write_headers(signed_in)
+    )
     assert response.status_code == 409 and "were declared" in response.json["error"]["message"]
 
 

@@ -28,8 +28,16 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import REFUSED_DOMAIN, ROOT, free_port
 from tests.servers import Gunicorn, client_from, database, production_environment, threaded
-from tests.test_web_embed import ORIGIN, SLUG, complete_upload, confirm, finish, put_clip, submit
-from tests.test_web_embed import partner  # noqa: F401  (fixture)
+from tests.test_web_embed import (
+    ORIGIN,
+    SLUG,
+    complete_upload,
+    confirm,
+    finish,
+    partner,  # noqa: F401  (fixture)
+    put_clip,
+    submit,
+)
 from tests.webutil import EMAIL, https_client, mail_text, request_code, sign_in, write_headers
 from webapp import create_app
 from webapp.config import ConfigurationError
@@ -95,11 +103,23 @@ def test_production_starts_with_strong_secrets(no_poser_environment, tmp_path):
     assert app.config["SECRET_KEY"] == "k" * 43 and not app.config["DEV_MODE"]
 
 
-@pytest.mark.parametrize("command", [
-    [str(Path(sys.executable).with_name("gunicorn")), "--config", "python:webapp.gunicorn_conf", "--bind",
-     "127.0.0.1:0", "--workers", "2", "webapp:create_app()"],
-    [str(Path(sys.executable).with_name("flask")), "--app", "webapp", "db", "upgrade"],
-], ids=["gunicorn", "flask"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "--config",
+            "python:webapp.gunicorn_conf",
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            "webapp:create_app()",
+        ],
+        [str(Path(sys.executable).with_name("flask")), "--app", "webapp", "db", "upgrade"],
+    ],
+    ids=["gunicorn", "flask"],
+)
 def test_the_server_and_the_cli_exit_with_the_message_without_secrets(tmp_path, command):
     environment = {name: value for name, value in os.environ.items() if not name.startswith("POSER_")}
     environment["POSER_SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'db'}"
@@ -129,10 +149,13 @@ def test_a_cookie_forged_with_the_apps_own_key_signs_nobody_in(app, client, smtp
         attacker.set_cookie("session", serializer.dumps(forged), domain="localhost", secure=True)
         assert attacker.get("/api/auth/me").status_code == 401
         payload = {"filename": "run.mp4", "content_type": "video/mp4", "size": 10}
-        assert attacker.post("/api/analyses/create-upload", json=payload, headers={"X-CSRF-Token": "x"}).status_code == 401
+        assert (
+            attacker.post("/api/analyses/create-upload", json=payload, headers={"X-CSRF-Token": "x"}).status_code == 401
+        )
 
 
 # --- 2. Sessions and tokens can be revoked ---------------------------------------------------
+
 
 def stolen_cookie(app, client):
     """A new client holding a copy of `client`'s session cookie, as an attacker would."""
@@ -178,8 +201,9 @@ def test_tokens_are_short_lived_and_renewed_by_exchange(app, client, smtp_sink):
     new = renewed.json["token"]
     assert bearer(app, new).get("/api/auth/me").status_code == 200
     with app.app_context():
-        row = db.session.scalars(db.select(AuthSession).where(AuthSession.revoked_at.is_(None),
-                                                               AuthSession.kind == "bearer")).one()
+        row = db.session.scalars(
+            db.select(AuthSession).where(AuthSession.revoked_at.is_(None), AuthSession.kind == "bearer")
+        ).one()
         row.renewable_until = utcnow() - timedelta(seconds=1)
         db.session.commit()
     refused = bearer(app, new).post("/api/auth/token")
@@ -214,6 +238,7 @@ def test_deleting_the_account_ends_its_sessions_and_removes_its_data(app, client
 
 # --- 3. Limits are atomic, and strangers cannot lock anyone out -------------------------------
 
+
 @pytest.fixture(scope="module", params=["postgres", "sqlite"])
 def gunicorn_app(request, tmp_path_factory, smtp_sink):
     """The app under gunicorn with production settings: 4 worker processes x 4 threads."""
@@ -222,8 +247,15 @@ def gunicorn_app(request, tmp_path_factory, smtp_sink):
         port = free_port()
         # The per-client cap on checks would stop most of 40 guesses first; the race is on the
         # per-code count, so it is raised here (its own test below uses the default).
-        environment = production_environment(url, folder, smtp_sink.port, port, LOGIN_VERIFY_PER_CLIENT="1000",
-                                             LOGIN_CODES_PER_CLIENT="1000", UPLOADS_PER_USER="1000")
+        environment = production_environment(
+            url,
+            folder,
+            smtp_sink.port,
+            port,
+            LOGIN_VERIFY_PER_CLIENT="1000",
+            LOGIN_CODES_PER_CLIENT="1000",
+            UPLOADS_PER_USER="1000",
+        )
         server = Gunicorn(environment, port, folder / "gunicorn.log")
         server.kind, server.database_url = request.param, url
         server.migrate()
@@ -266,8 +298,10 @@ def codes_checked(server: Gunicorn, since: int) -> int:
 def code_row(server: Gunicorn, email: str) -> tuple[int, int]:
     engine = create_engine(server.database_url)
     with engine.connect() as connection:
-        row = connection.execute(text("SELECT attempts, other_attempts FROM verification_codes WHERE email = :e "
-                                      "ORDER BY id DESC LIMIT 1"), {"e": email}).one()
+        row = connection.execute(
+            text("SELECT attempts, other_attempts FROM verification_codes WHERE email = :e ORDER BY id DESC LIMIT 1"),
+            {"e": email},
+        ).one()
     engine.dispose()
     return tuple(row)
 
@@ -284,8 +318,12 @@ def test_forty_parallel_wrong_codes_get_at_most_five_checks(gunicorn_app, smtp_s
     wrong = [f"{(int(code) + i + 1) % 10**6:06d}" for i in range(40)]
     log_size = gunicorn_app.log.stat().st_size
 
-    answers = parallel(40, lambda client, i: client.post("/api/auth/verify-code", json={"email": email, "code": wrong[i]}),
-                       attacker, gunicorn_app.base)
+    answers = parallel(
+        40,
+        lambda client, i: client.post("/api/auth/verify-code", json={"email": email, "code": wrong[i]}),
+        attacker,
+        gunicorn_app.base,
+    )
     assert collections.Counter(answer.status_code for answer in answers) == {400: 40}
     assert {answer.json()["error"]["message"] for answer in answers} == {INVALID_CODE}
     time.sleep(0.5)  # the last log lines
@@ -303,8 +341,12 @@ def test_forty_parallel_wrong_codes_get_at_most_five_checks(gunicorn_app, smtp_s
 def test_nine_parallel_code_requests_send_three_codes(gunicorn_app, smtp_sink):
     email = "burst@example.com"
     before = len(smtp_sink.messages)
-    answers = parallel(9, lambda client, i: client.post("/api/auth/request-code", json={"email": email}),
-                       "127.0.3.20", gunicorn_app.base)
+    answers = parallel(
+        9,
+        lambda client, i: client.post("/api/auth/request-code", json={"email": email}),
+        "127.0.3.20",
+        gunicorn_app.base,
+    )
     assert sorted(answer.status_code for answer in answers) == [202] * 3 + [429] * 6
     time.sleep(0.5)
     assert sum(message["To"] == email for message in smtp_sink.messages[before:]) == 3
@@ -328,24 +370,51 @@ def test_a_stranger_neither_replaces_nor_blocks_a_code(app, client, smtp_sink):
 
 def test_checks_are_capped_per_client_whatever_the_address(app, client):
     app.config["LOGIN_VERIFY_PER_CLIENT"] = 4
-    answers = [client.post("/api/auth/verify-code", json={"email": f"a{i}@example.com", "code": "123456"}) for i in range(5)]
+    answers = [
+        client.post("/api/auth/verify-code", json={"email": f"a{i}@example.com", "code": "123456"}) for i in range(5)
+    ]
     assert [answer.status_code for answer in answers] == [400] * 4 + [429]
     assert "Too many sign-in attempts" in answers[-1].json["error"]["message"]
 
 
 # --- 4. No open redirect after sign-in -------------------------------------------------------
 
-EVIL_NEXT = ["/%5Cevil.example", "/%09/evil.example", "/%0A/evil.example", "/%0D%0A/evil.example", "//evil.example",
-             "/%2F/evil.example", "/.//evil.example", "https://evil.example/", "http:evil.example",
-             "javascript:alert(1)", "/%E2%80%AE/evil.example", "%2F%2Fevil.example", "/%5C/evil.example"]
+EVIL_NEXT = [
+    "/%5Cevil.example",
+    "/%09/evil.example",
+    "/%0A/evil.example",
+    "/%0D%0A/evil.example",
+    "//evil.example",
+    "/%2F/evil.example",
+    "/.//evil.example",
+    "https://evil.example/",
+    "http:evil.example",
+    "javascript:alert(1)",
+    "/%E2%80%AE/evil.example",
+    "%2F%2Fevil.example",
+    "/%5C/evil.example",
+]
 
 
-@pytest.mark.parametrize(("target", "kept"), [
-    ("/analyses", True), ("/analyses/abc?x=1#top", True), ("/", True),
-    ("/\\evil.example", False), ("/\t/evil.example", False), ("/\n/evil.example", False), ("//evil.example", False),
-    ("/.//evil.example", False), ("https://evil.example", False), ("javascript:alert(1)", False),
-    ("/ /evil.example", False), ("/\u202e/evil.example", False), ("", False), (None, False),
-])
+@pytest.mark.parametrize(
+    ("target", "kept"),
+    [
+        ("/analyses", True),
+        ("/analyses/abc?x=1#top", True),
+        ("/", True),
+        ("/\\evil.example", False),
+        ("/\t/evil.example", False),
+        ("/\n/evil.example", False),
+        ("//evil.example", False),
+        ("/.//evil.example", False),
+        ("https://evil.example", False),
+        ("javascript:alert(1)", False),
+        ("/ /evil.example", False),
+        ("/\u202e/evil.example", False),
+        ("", False),
+        (None, False),
+    ],
+)
 def test_the_next_page_must_be_on_this_site(target, kept):
     assert safe_next(target) == (target if kept else "/")
 
@@ -354,7 +423,10 @@ def test_sign_in_never_leaves_the_site_in_chromium(app, smtp_sink, browser_page)
     app.config.update(LOGIN_CODES_PER_CLIENT=100, LOGIN_CODES_PER_EMAIL=100)
     page = browser_page
     violations = []
-    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     with threaded(app) as base:
         for target in EVIL_NEXT:
             page.goto(f"{base}/signin?next={target}")
@@ -366,45 +438,95 @@ def test_sign_in_never_leaves_the_site_in_chromium(app, smtp_sink, browser_page)
             page.click("#code-form button")
             page.wait_for_url(lambda url: "/signin" not in url)
             assert urlsplit(page.url).netloc == urlsplit(base).netloc, (target, page.url)
-            page.evaluate("() => fetch('/api/auth/logout', {method: 'POST', headers: {'X-CSRF-Token': "
-                          "document.querySelector('meta[name=csrf-token]').content}})")
+            page.evaluate(
+                "() => fetch('/api/auth/logout', {method: 'POST', headers: {'X-CSRF-Token': "
+                "document.querySelector('meta[name=csrf-token]').content}})"
+            )
     assert violations == []
 
 
 # --- 5. Emailed links come from POSER_PUBLIC_URL ---------------------------------------------
+
 
 @pytest.fixture
 def proxied_app(tmp_path, smtp_sink):
     """The app behind one trusted proxy (so X-Forwarded-Host is read), public at poser.example."""
     from flask_migrate import upgrade
 
-    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db'}",
-                      "MAIL_BACKEND": "smtp", "SMTP_PORT": smtp_sink.port, "STORAGE_ROOT": str(tmp_path / "storage"),
-                      "TRUSTED_PROXIES": 1, "PUBLIC_URL": "https://poser.example", "INTERNAL_SECRET": "embed-test-secret"})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db'}",
+            "MAIL_BACKEND": "smtp",
+            "SMTP_PORT": smtp_sink.port,
+            "STORAGE_ROOT": str(tmp_path / "storage"),
+            "TRUSTED_PROXIES": 1,
+            "PUBLIC_URL": "https://poser.example",
+            "INTERNAL_SECRET": "embed-test-secret",
+        }
+    )
     with app.app_context():
         upgrade()
     return app
 
 
-@pytest.mark.parametrize("forged", [
-    {"base_url": "https://evil.example"},
-    {"headers": {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}},
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"base_url": "https://evil.example"},
+        {"headers": {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}},
+    ],
+)
 def test_emailed_links_ignore_the_host_header(proxied_app, smtp_sink, analysis_deployment, forged):
     client = https_client(proxied_app)
-    assert proxied_app.test_cli_runner().invoke(args=[
-        "partners", "create", SLUG, "--name", "Alpine School", "--domain", "alpine.example",
-        "--owner", "owner@alpine.example"]).exit_code == 0
+    assert (
+        proxied_app.test_cli_runner()
+        .invoke(
+            args=[
+                "partners",
+                "create",
+                SLUG,
+                "--name",
+                "Alpine School",
+                "--domain",
+                "alpine.example",
+                "--owner",
+                "owner@alpine.example",
+            ]
+        )
+        .exit_code
+        == 0
+    )
     headers = {"Origin": ORIGIN} | forged.get("headers", {})
     options = {"base_url": forged["base_url"]} if "base_url" in forged else {}
-    answer = client.post(f"/api/embed/{SLUG}/submit", headers=headers, **options, json={
-        "email": "rider@example.com", "filename": "run.mp4", "content_type": "video/mp4", "size": len(CLIP),
-        "trim_start_s": 0, "trim_end_s": 10}).json
+    answer = client.post(
+        f"/api/embed/{SLUG}/submit",
+        headers=headers,
+        **options,
+        json={
+            "email": "rider@example.com",
+            "filename": "run.mp4",
+            "content_type": "video/mp4",
+            "size": len(CLIP),
+            "trim_start_s": 0,
+            "trim_end_s": 10,
+        },
+    ).json
     assert answer["upload"]["url"].startswith("https://poser.example/storage/")
-    client.put(urlsplit(answer["upload"]["url"]).path, data=CLIP, headers=answer["upload"]["headers"] | {"Origin": ORIGIN})
+    client.put(
+        urlsplit(answer["upload"]["url"]).path, data=CLIP, headers=answer["upload"]["headers"] | {"Origin": ORIGIN}
+    )
     before = len(smtp_sink.messages)
-    assert client.post(f"/api/embed/{SLUG}/upload-complete", json={"analysis_id": answer["analysis_id"]},
-                       headers=headers | {"X-Poser-Visitor": answer["visitor_key"]}, **options).status_code == 202
+    assert (
+        client.post(
+            f"/api/embed/{SLUG}/upload-complete",
+            json={"analysis_id": answer["analysis_id"]},
+            headers=headers | {"X-Poser-Visitor": answer["visitor_key"]},
+            **options,
+        ).status_code
+        == 202
+    )
     links = re.findall(r"https?://\S+", mail_text(smtp_sink.messages[before]))
     assert links and all(link.startswith("https://poser.example/api/embed/confirm?token=") for link in links)
     assert confirm(client, links[0]).status_code == 200
@@ -416,8 +538,14 @@ def test_emailed_links_ignore_the_host_header(proxied_app, smtp_sink, analysis_d
 
 # --- 6. No analyses or accounts for someone else's address without their consent ----------------
 
-def test_a_widget_submission_is_nobodys_until_the_address_owner_confirms(app, client, partner, smtp_sink,  # noqa: F811
-                                                                        analysis_deployment):
+
+def test_a_widget_submission_is_nobodys_until_the_address_owner_confirms(
+    app,
+    client,
+    partner,  # noqa: F811
+    smtp_sink,
+    analysis_deployment,
+):
     victim = "victim@example.com"
     answer = submit(client, email=victim, filename="Your account is suspended - call 555-0100.mp4").json
     put_clip(client, answer["upload"])
@@ -441,8 +569,10 @@ def test_a_widget_submission_is_nobodys_until_the_address_owner_confirms(app, cl
 
 # --- 7. Request bodies are limited -------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/api/auth/request-code", "/api/auth/verify-code", "/api/contact",
-                                  f"/api/embed/{SLUG}/submit"])
+
+@pytest.mark.parametrize(
+    "path", ["/api/auth/request-code", "/api/auth/verify-code", "/api/contact", f"/api/embed/{SLUG}/submit"]
+)
 def test_a_large_json_body_is_refused_unread(client, partner, path):  # noqa: F811
     body = b'{"email": "' + b"a" * (300 * 1024) + b'@example.com"}'
     response = client.post(path, data=body, content_type="application/json", headers={"Origin": ORIGIN})
@@ -494,8 +624,10 @@ def test_a_300_mb_body_leaves_the_workers_small(gunicorn_app, chunked):
     size = 300 * 1024 * 1024
     chunk = b"[" * (1024 * 1024)
     length = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
-    head = (f"POST /api/auth/request-code HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"{length}\r\nConnection: close\r\n\r\n")
+    head = (
+        f"POST /api/auth/request-code HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"{length}\r\nConnection: close\r\n\r\n"
+    )
     before = workers_rss(gunicorn_app)
     peak = [before]
     sampling = threading.Event()
@@ -519,12 +651,17 @@ def test_a_300_mb_body_leaves_the_workers_small(gunicorn_app, chunked):
 def test_the_local_upload_link_takes_no_more_than_the_signed_size(gunicorn_app, smtp_sink):
     with client_from("127.0.3.40", gunicorn_app.base) as client:
         csrf = gunicorn_sign_in(client, smtp_sink, "big@example.com")
-        created = client.post("/api/analyses/create-upload", headers=csrf,
-                              json={"filename": "run.mp4", "content_type": "video/mp4", "size": 1000}).json()
+        created = client.post(
+            "/api/analyses/create-upload",
+            headers=csrf,
+            json={"filename": "run.mp4", "content_type": "video/mp4", "size": 1000},
+        ).json()
     upload = created["upload"]
     headers = "".join(f"{name}: {value}\r\n" for name, value in upload["headers"].items())
-    head = (f"PUT {urlsplit(upload['url']).path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
-            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    head = (
+        f"PUT {urlsplit(upload['url']).path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
     status = raw_request(gunicorn_app.base, head, (b"x" * 65536 for _ in range(100)), chunked=True)
     assert status == 413
     folder = Path(gunicorn_app.environment["POSER_STORAGE_ROOT"]) / "uploads" / created["analysis"]["id"]
@@ -542,10 +679,27 @@ def gunicorn_sign_in(client: httpx.Client, smtp_sink, email: str) -> dict:
 
 # --- 8. Malformed input answers 4xx, never 500 (every endpoint: test_web_malformed.py) -----------
 
+
 def partner_owner(app, client, smtp_sink) -> dict:
     """Sign `client` in as the owner of a partner; returns the CSRF header."""
-    assert app.test_cli_runner().invoke(args=["partners", "create", "school", "--name", "School", "--domain",
-                                              "school.example", "--owner", "owner@school.example"]).exit_code == 0
+    assert (
+        app.test_cli_runner()
+        .invoke(
+            args=[
+                "partners",
+                "create",
+                "school",
+                "--name",
+                "School",
+                "--domain",
+                "school.example",
+                "--owner",
+                "owner@school.example",
+            ]
+        )
+        .exit_code
+        == 0
+    )
     sign_in(client, smtp_sink, "owner@school.example")
     return write_headers(client)
 
@@ -553,30 +707,48 @@ def partner_owner(app, client, smtp_sink) -> dict:
 NESTED = b"[" * 100_000 + b"]" * 100_000
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "message"), [
-    ("post", "/api/auth/request-code", NESTED, 400, "not valid JSON"),
-    ("post", "/api/analyses/create-upload", b"[1, 2]", 400, "Send a JSON object"),
-    ("post", "/api/analyses/create-upload", b'"run.mp4"', 400, "Send a JSON object"),
-    ("post", "/api/contact", b"[]", 400, "Send a JSON object"),
-    ("post", "/api/contact", b'"hello"', 400, "Send a JSON object"),
-    ("post", "/api/auth/request-code", b'{"email": "\\ud800@example.com"}', 400, "unpaired surrogate"),
-    ("post", "/api/analyses/create-upload", b'{"filename": "\\udfffrun.mp4", "content_type": "video/mp4", "size": 9}',
-     400, "unpaired surrogate"),
-    ("patch", "/api/partners/school", b'{"name": "School \\ud83d"}', 400, "unpaired surrogate"),
-    ("post", "/api/contact", b'{"subject": "Hi\\r\\nBcc: all@example.com", "message": "x", "email": "a@b.co"}', 400,
-     "must not contain line breaks"),
-    ("get", "/api/analyses?page=9223372036854775807", None, 400, "page must be a whole number"),
-    ("patch", "/api/partners/school", b'{"domains": 5}', 400, "allowed domain"),
-    ("patch", "/api/partners/school", b'{"domains": true}', 400, "allowed domain"),
-    ("post", "/api/auth/request-code", b'{"email": "a\\u0000b@example.com"}', 400, "NUL"),
-    ("post", "/api/analyses/create-upload", b'{"filename": "run\\u0000.mp4", "content_type": "video/mp4", "size": 9}',
-     400, "NUL"),
-    ("patch", "/api/partners/school", b'{"name": "Sch\\u0000ool"}', 400, "NUL"),
-    ("get", "/api/analyses/%00", None, 404, "No such analysis"),
-    ("delete", "/api/analyses/%00abc", None, 404, "No such analysis"),
-    ("get", "/api/embed/%00/config", None, 404, "No such partner"),
-    ("patch", "/api/partners/%00", b"{}", 404, "No such partner"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("post", "/api/auth/request-code", NESTED, 400, "not valid JSON"),
+        ("post", "/api/analyses/create-upload", b"[1, 2]", 400, "Send a JSON object"),
+        ("post", "/api/analyses/create-upload", b'"run.mp4"', 400, "Send a JSON object"),
+        ("post", "/api/contact", b"[]", 400, "Send a JSON object"),
+        ("post", "/api/contact", b'"hello"', 400, "Send a JSON object"),
+        ("post", "/api/auth/request-code", b'{"email": "\\ud800@example.com"}', 400, "unpaired surrogate"),
+        (
+            "post",
+            "/api/analyses/create-upload",
+            b'{"filename": "\\udfffrun.mp4", "content_type": "video/mp4", "size": 9}',
+            400,
+            "unpaired surrogate",
+        ),
+        ("patch", "/api/partners/school", b'{"name": "School \\ud83d"}', 400, "unpaired surrogate"),
+        (
+            "post",
+            "/api/contact",
+            b'{"subject": "Hi\\r\\nBcc: all@example.com", "message": "x", "email": "a@b.co"}',
+            400,
+            "must not contain line breaks",
+        ),
+        ("get", "/api/analyses?page=9223372036854775807", None, 400, "page must be a whole number"),
+        ("patch", "/api/partners/school", b'{"domains": 5}', 400, "allowed domain"),
+        ("patch", "/api/partners/school", b'{"domains": true}', 400, "allowed domain"),
+        ("post", "/api/auth/request-code", b'{"email": "a\\u0000b@example.com"}', 400, "NUL"),
+        (
+            "post",
+            "/api/analyses/create-upload",
+            b'{"filename": "run\\u0000.mp4", "content_type": "video/mp4", "size": 9}',
+            400,
+            "NUL",
+        ),
+        ("patch", "/api/partners/school", b'{"name": "Sch\\u0000ool"}', 400, "NUL"),
+        ("get", "/api/analyses/%00", None, 404, "No such analysis"),
+        ("delete", "/api/analyses/%00abc", None, 404, "No such analysis"),
+        ("get", "/api/embed/%00/config", None, 404, "No such partner"),
+        ("patch", "/api/partners/%00", b"{}", 404, "No such partner"),
+    ],
+)
 def test_each_reported_500_is_now_a_clear_4xx(app, client, smtp_sink, method, path, body, status, message):
     headers = partner_owner(app, client, smtp_sink) | {"Origin": "https://school.example"}
     response = getattr(client, method)(path, data=body, content_type="application/json", headers=headers)
@@ -599,18 +771,41 @@ def test_contact_says_so_when_mail_cannot_be_sent(app, client):
 
 # --- 9. Email addresses are validated before anything is sent -----------------------------------
 
-@pytest.mark.parametrize("address", [
-    "root,attacker@evil.example", "a(comment)@example.com", "<a@example.com>", "a@example.com, b@example.com",
-    '"a b"@example.com', "a@[127.0.0.1]", "a@localhost", "a@b", "a@example.com\nBcc: b@example.com", "a@@example.com",
-    "a@exa mple.com", "é@example.com",
-])
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "root,attacker@evil.example",
+        "a(comment)@example.com",
+        "<a@example.com>",
+        "a@example.com, b@example.com",
+        '"a b"@example.com',
+        "a@[127.0.0.1]",
+        "a@localhost",
+        "a@b",
+        "a@example.com\nBcc: b@example.com",
+        "a@@example.com",
+        "a@exa mple.com",
+        "é@example.com",
+    ],
+)
 def test_malformed_addresses_get_no_mail(client, partner, smtp_sink, address):  # noqa: F811
     before = len(smtp_sink.messages)
     for path, payload, headers in [
         ("/api/auth/request-code", {"email": address}, {}),
         ("/api/contact", {"email": address, "subject": "Hi", "message": "Hello"}, {}),
-        (f"/api/embed/{SLUG}/submit", {"email": address, "filename": "run.mp4", "content_type": "video/mp4",
-                                       "size": 10, "trim_start_s": 0, "trim_end_s": 5}, {"Origin": ORIGIN}),
+        (
+            f"/api/embed/{SLUG}/submit",
+            {
+                "email": address,
+                "filename": "run.mp4",
+                "content_type": "video/mp4",
+                "size": 10,
+                "trim_start_s": 0,
+                "trim_end_s": 5,
+            },
+            {"Origin": ORIGIN},
+        ),
     ]:
         response = client.post(path, json=payload, headers=headers)
         assert response.status_code == 400 and "valid email address" in response.json["error"]["message"]
@@ -623,6 +818,7 @@ def test_mail_goes_to_the_one_address_given(client, smtp_sink):
 
 
 # --- 10. An upload link takes one complete upload, and never after confirmation ----------------
+
 
 def test_an_upload_link_is_used_once(app, client, smtp_sink, analysis_deployment):
     sign_in(client, smtp_sink)
@@ -648,12 +844,19 @@ def test_an_upload_link_is_used_once(app, client, smtp_sink, analysis_deployment
 def test_parallel_uploads_on_one_link_keep_exactly_one(gunicorn_app, smtp_sink):
     with client_from("127.0.3.50", gunicorn_app.base) as client:
         csrf = gunicorn_sign_in(client, smtp_sink, "parallel-upload@example.com")
-        created = client.post("/api/analyses/create-upload", headers=csrf,
-                              json={"filename": "run.mp4", "content_type": "video/mp4", "size": len(CLIP)}).json()
+        created = client.post(
+            "/api/analyses/create-upload",
+            headers=csrf,
+            json={"filename": "run.mp4", "content_type": "video/mp4", "size": len(CLIP)},
+        ).json()
     upload = created["upload"]
     bodies = [bytes([i]) * len(CLIP) for i in range(6)]
-    answers = parallel(6, lambda client, i: client.put(urlsplit(upload["url"]).path, content=bodies[i],
-                                                       headers=upload["headers"]), "127.0.3.50", gunicorn_app.base)
+    answers = parallel(
+        6,
+        lambda client, i: client.put(urlsplit(upload["url"]).path, content=bodies[i], headers=upload["headers"]),
+        "127.0.3.50",
+        gunicorn_app.base,
+    )
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses == [200] + [409] * 5
     kept = bodies[[answer.status_code for answer in answers].index(200)]
@@ -672,7 +875,9 @@ def test_a_replayed_s3_upload_cannot_change_the_analysed_clip(app, client, smtp_
     assert httpx.put(created["upload"]["url"], content=CLIP, headers=created["upload"]["headers"]).status_code == 200
     analysis_id = created["analysis"]["id"]
     assert client.post(f"/api/analyses/{analysis_id}/confirm-upload", headers=write_headers(client)).status_code == 202
-    assert httpx.put(created["upload"]["url"], content=CLIP[::-1], headers=created["upload"]["headers"]).status_code == 200
+    assert (
+        httpx.put(created["upload"]["url"], content=CLIP[::-1], headers=created["upload"]["headers"]).status_code == 200
+    )
     with app.app_context():
         analysis = db.session.get(Analysis, analysis_id)
         key, recorded = analysis.input_key, analysis.upload.sha256
@@ -683,8 +888,11 @@ def test_a_replayed_s3_upload_cannot_change_the_analysed_clip(app, client, smtp_
 def test_tokens_stay_out_of_the_access_log(gunicorn_app, smtp_sink):
     with client_from("127.0.3.60", gunicorn_app.base) as client:
         csrf = gunicorn_sign_in(client, smtp_sink, "log@example.com")
-        created = client.post("/api/analyses/create-upload", headers=csrf,
-                              json={"filename": "run.mp4", "content_type": "video/mp4", "size": len(CLIP)}).json()
+        created = client.post(
+            "/api/analyses/create-upload",
+            headers=csrf,
+            json={"filename": "run.mp4", "content_type": "video/mp4", "size": len(CLIP)},
+        ).json()
         upload = created["upload"]
         assert client.put(urlsplit(upload["url"]).path, content=CLIP, headers=upload["headers"]).status_code == 200
         client.get("/results/results-token-abc", headers={"Referer": f"{gunicorn_app.base}/results/referred-token-xyz"})
@@ -692,18 +900,33 @@ def test_tokens_stay_out_of_the_access_log(gunicorn_app, smtp_sink):
     time.sleep(0.5)
     log = gunicorn_app.log.read_text()
     assert '"PUT /storage/uploads/' in log and "/results/[token]" in log
-    for secret in (upload["headers"]["X-Poser-Upload-Token"], "results-token-abc", "referred-token-xyz",
-                   "confirm-token-def"):
+    for secret in (
+        upload["headers"]["X-Poser-Upload-Token"],
+        "results-token-abc",
+        "referred-token-xyz",
+        "confirm-token-def",
+    ):
         assert secret not in log
 
 
 # --- 11. Security headers -----------------------------------------------------------------------
 
+
 def test_pages_and_api_answers_carry_security_headers(app, client, smtp_sink):
     sign_in(client, smtp_sink)
     analysis_id = create_upload(client).json["analysis"]["id"]
-    for path in ("/", "/signin", "/analyses", f"/analyses/{analysis_id}", "/partners", "/no-such-page",
-                 "/api/auth/me", "/api/analyses", "/healthz", "/static/app.css"):
+    for path in (
+        "/",
+        "/signin",
+        "/analyses",
+        f"/analyses/{analysis_id}",
+        "/partners",
+        "/no-such-page",
+        "/api/auth/me",
+        "/api/analyses",
+        "/healthz",
+        "/static/app.css",
+    ):
         headers = client.get(path).headers
         assert headers["X-Content-Type-Options"] == "nosniff", path
         assert headers["Referrer-Policy"] == "same-origin", path
@@ -760,6 +983,7 @@ def test_other_sites_cannot_frame_the_app_in_chromium(app, client, smtp_sink, br
 
 # --- 12. The smaller findings -------------------------------------------------------------------
 
+
 def test_signing_out_needs_the_csrf_header(client, smtp_sink):
     sign_in(client, smtp_sink)
     forged = client.post("/api/auth/logout", data="x=1", content_type="application/x-www-form-urlencoded")
@@ -783,28 +1007,57 @@ def test_anonymous_contact_messages_are_limited(client, smtp_sink):
     assert statuses == [202] * 5 + [429]
 
 
-@pytest.mark.parametrize("key", [
-    "analyses/{a}/../../uploads/{b}/input.mp4", "analyses/{a}/./outputs/x", "analyses/{a}//x", "analyses/{a}\\..\\x",
-    "/analyses/{a}/x", "analyses/{b}/outputs/x", "analyses/{a}/..",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "analyses/{a}/../../uploads/{b}/input.mp4",
+        "analyses/{a}/./outputs/x",
+        "analyses/{a}//x",
+        "analyses/{a}\\..\\x",
+        "/analyses/{a}/x",
+        "analyses/{b}/outputs/x",
+        "analyses/{a}/..",
+    ],
+)
 def test_artifact_keys_stay_under_their_analysis(app, client, smtp_sink, key):
     app.config["INTERNAL_SECRET"] = "embed-test-secret"
     sign_in(client, smtp_sink)
     mine, theirs = (create_upload(client).json["analysis"]["id"] for _ in range(2))
-    response = client.post("/api/internal/artifacts", headers={"X-Poser-Internal-Secret": "embed-test-secret"}, json={
-        "analysis_id": mine, "kind": "video", "key": key.format(a=mine, b=theirs), "content_type": "video/mp4",
-        "sha256": "0" * 64, "size": 1})
+    response = client.post(
+        "/api/internal/artifacts",
+        headers={"X-Poser-Internal-Secret": "embed-test-secret"},
+        json={
+            "analysis_id": mine,
+            "kind": "video",
+            "key": key.format(a=mine, b=theirs),
+            "content_type": "video/mp4",
+            "sha256": "0" * 64,
+            "size": 1,
+        },
+    )
     assert response.status_code == 400
     assert client.get(f"/api/analyses/{mine}/download/video").status_code == 404
 
 
-@pytest.mark.parametrize(("origin", "allowed"), [
-    ("https://alpine.example", True), ("http://alpine.example", True), ("https://alpine.example:443", True),
-    ("ftp://alpine.example", False), ("evil://alpine.example", False), ("https://evil.com@alpine.example", False),
-    ("https://alpine.example@evil.com", False), ("null", False), ("https://alpine.example/page", False),
-    ("https://alpine.example:99999", False), ("https://alpine.example.evil.com", False), ("javascript://alpine.example", False),
-    ("https://ALPINE.example", True), ("https://alpine.example:8443", False),
-])
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("https://alpine.example", True),
+        ("http://alpine.example", True),
+        ("https://alpine.example:443", True),
+        ("ftp://alpine.example", False),
+        ("evil://alpine.example", False),
+        ("https://evil.com@alpine.example", False),
+        ("https://alpine.example@evil.com", False),
+        ("null", False),
+        ("https://alpine.example/page", False),
+        ("https://alpine.example:99999", False),
+        ("https://alpine.example.evil.com", False),
+        ("javascript://alpine.example", False),
+        ("https://ALPINE.example", True),
+        ("https://alpine.example:8443", False),
+    ],
+)
 def test_partner_origins_are_parsed_strictly(client, partner, origin, allowed):  # noqa: F811
     response = client.get(f"/api/embed/{SLUG}/config", headers={"Origin": origin})
     assert response.status_code == (200 if allowed else 403)
@@ -813,8 +1066,10 @@ def test_partner_origins_are_parsed_strictly(client, partner, origin, allowed): 
 def test_verify_code_answers_alike_with_and_without_a_pending_code(client, smtp_sink):
     _, code = request_code(client, smtp_sink, "pending@example.com")
     wrong = f"{(int(code) + 1) % 10**6:06d}"
-    answers = [client.post("/api/auth/verify-code", json={"email": email, "code": wrong})
-               for email in ("pending@example.com", "nothing@example.com")]
+    answers = [
+        client.post("/api/auth/verify-code", json={"email": email, "code": wrong})
+        for email in ("pending@example.com", "nothing@example.com")
+    ]
     first, second = [(a.status_code, a.json) for a in answers]
     assert first == second
 

@@ -46,8 +46,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # `limits` and `sessions` hold tables of their own: imported so the metadata has them.
     from webapp import (  # noqa: F401
-        account, analyses, auth, contact, embed, headers, health, internal, limits, maintenance, pages, partners,
-        sessions, storage_links,
+        account,
+        analyses,
+        auth,
+        contact,
+        embed,
+        headers,
+        health,
+        internal,
+        limits,
+        maintenance,
+        pages,
+        partners,
+        sessions,
+        storage_links,
     )
     from webapp.services import accounts
 
@@ -116,14 +128,16 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_unavailable(error: OperationalError):
         # A database that is down, or (SQLite) locked by another writer for too long: say so.
-        transient = "locked" in str(error.orig) or "busy" in str(error.orig) \
-            if db.engine.dialect.name == "sqlite" else True
+        transient = (
+            "locked" in str(error.orig) or "busy" in str(error.orig) if db.engine.dialect.name == "sqlite" else True
+        )
         if not transient:
             return unexpected_error(error)
         log.warning("Database unavailable: %s", error.orig)
         db.session.rollback()
-        return respond(503, "Service unavailable", "The service is busy. Please try again in a moment.",
-                       [("Retry-After", "5")])
+        return respond(
+            503, "Service unavailable", "The service is busy. Please try again in a moment.", [("Retry-After", "5")]
+        )
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

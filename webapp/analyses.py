@@ -42,8 +42,10 @@ def create_upload():
     clip = clip_request(json_object(), config["MAX_UPLOAD_BYTES"], config["MAX_TRIM_S"])
     user, window = current_user(), config["UPLOAD_QUOTA_WINDOW_S"]
     enforce(
-        [Limit("uploads-user", user.id, config["UPLOADS_PER_USER"], window),
-         Limit("upload-bytes-user", user.id, config["UPLOAD_BYTES_PER_USER"], window, cost=clip.size)],
+        [
+            Limit("uploads-user", user.id, config["UPLOADS_PER_USER"], window),
+            Limit("upload-bytes-user", user.id, config["UPLOAD_BYTES_PER_USER"], window, cost=clip.size),
+        ],
         f"You have reached your upload quota ({config['UPLOADS_PER_USER']} clips or "
         f"{config['UPLOAD_BYTES_PER_USER'] / 1024**3:g} GB per {window // 3600} hours); "
         "try again in {minutes} minutes.",
@@ -98,7 +100,10 @@ def list_analyses():
     ).all()
     return jsonify(
         analyses=[analysis.as_dict() for analysis in rows],
-        page=page, per_page=per_page, total=total, pages=math.ceil(total / per_page) if total else 0,
+        page=page,
+        per_page=per_page,
+        total=total,
+        pages=math.ceil(total / per_page) if total else 0,
     )
 
 
@@ -118,8 +123,14 @@ def history():
     for analysis in reversed(rows):
         point = history_point(analysis.results)
         if point is not None:
-            points.append({"id": analysis.id, "file_name": analysis.upload.file_name if analysis.upload else None,
-                           "created_at": analysis.created_at.isoformat()} | point)
+            points.append(
+                {
+                    "id": analysis.id,
+                    "file_name": analysis.upload.file_name if analysis.upload else None,
+                    "created_at": analysis.created_at.isoformat(),
+                }
+                | point
+            )
     return jsonify(analyses=points)
 
 
@@ -173,8 +184,11 @@ def compare(analysis_id: str, other_id: str):
 
 
 def _compared(analysis: Analysis) -> dict:
-    return {"id": analysis.id, "file_name": analysis.upload.file_name if analysis.upload else None,
-            "created_at": analysis.created_at.isoformat()}
+    return {
+        "id": analysis.id,
+        "file_name": analysis.upload.file_name if analysis.upload else None,
+        "created_at": analysis.created_at.isoformat(),
+    }
 
 
 @bp.get("/<analysis_id>/download/<kind>")

@@ -15,8 +15,8 @@ import hmac
 import logging
 import re
 import secrets
-from typing import cast
 from datetime import timedelta
+from typing import cast
 
 from flask import Blueprint, abort, current_app, g, jsonify, session
 from sqlalchemy import Table, and_, case, or_, update
@@ -51,8 +51,10 @@ def request_code():
     client = client_key()
     window = config["LOGIN_CODE_WINDOW_S"]
     enforce(
-        [Limit("code-client", client, config["LOGIN_CODES_PER_CLIENT"], window),
-         Limit("code-email-client", f"{email}|{client}", config["LOGIN_CODES_PER_EMAIL"], window)],
+        [
+            Limit("code-client", client, config["LOGIN_CODES_PER_CLIENT"], window),
+            Limit("code-email-client", f"{email}|{client}", config["LOGIN_CODES_PER_EMAIL"], window),
+        ],
         "Too many codes requested; try again in {minutes} minutes.",
     )
 
@@ -60,12 +62,16 @@ def request_code():
     # A newer code replaces the one this client asked for before; other clients' codes stay.
     db.session.execute(
         update(VerificationCode)
-        .where(VerificationCode.email == email, VerificationCode.client_ip == client, VerificationCode.used_at.is_(None))
+        .where(
+            VerificationCode.email == email, VerificationCode.client_ip == client, VerificationCode.used_at.is_(None)
+        )
         .values(used_at=utcnow())
     )
     db.session.add(
         VerificationCode(
-            email=email, code_hash=_hash_code(email, code), client_ip=client,
+            email=email,
+            code_hash=_hash_code(email, code),
+            client_ip=client,
             expires_at=utcnow() + timedelta(seconds=config["LOGIN_CODE_TTL_S"]),
         )
     )
@@ -91,13 +97,17 @@ def verify_code():
         abort(400, "Enter the 6-digit code from the email.")
     config = current_app.config
     client = client_key()
-    enforce([Limit("verify-client", client, config["LOGIN_VERIFY_PER_CLIENT"], config["LOGIN_CODE_WINDOW_S"])],
-            "Too many sign-in attempts from here; try again in {minutes} minutes.")
+    enforce(
+        [Limit("verify-client", client, config["LOGIN_VERIFY_PER_CLIENT"], config["LOGIN_CODE_WINDOW_S"])],
+        "Too many sign-in attempts from here; try again in {minutes} minutes.",
+    )
 
     candidates = _reserve_checks(email, client)
     sent = _hash_code(email, code)
     matched = next((code_id for code_id, stored in candidates if hmac.compare_digest(stored, sent)), None)
-    security_log.info("sign-in code check: client=%s codes_checked=%d matched=%s", client, len(candidates), matched is not None)
+    security_log.info(
+        "sign-in code check: client=%s codes_checked=%d matched=%s", client, len(candidates), matched is not None
+    )
     if matched is None or not _use(matched):
         abort(400, INVALID_CODE)
 
@@ -106,7 +116,8 @@ def verify_code():
     db.session.execute(update(VerificationCode).where(VerificationCode.id == matched).values(user_id=user.id))
     # The address is proven; codes other clients asked for meanwhile are of no further use.
     db.session.execute(
-        update(VerificationCode).where(VerificationCode.email == email, VerificationCode.used_at.is_(None))
+        update(VerificationCode)
+        .where(VerificationCode.email == email, VerificationCode.used_at.is_(None))
         .values(used_at=utcnow())
     )
     _, cookie_secret = sessions.start(user, sessions.COOKIE, int(config["PERMANENT_SESSION_LIFETIME"]))
@@ -117,8 +128,9 @@ def verify_code():
     session.permanent = True
     session["sid"] = cookie_secret
     session["csrf"] = secrets.token_urlsafe(32)
-    return jsonify(user=user.as_dict(), token=token, token_expires_in=config["API_TOKEN_TTL_S"],
-                   csrf_token=session["csrf"])
+    return jsonify(
+        user=user.as_dict(), token=token, token_expires_in=config["API_TOKEN_TTL_S"], csrf_token=session["csrf"]
+    )
 
 
 def _reserve_checks(email: str, client: str) -> list[tuple[int, str]]:
@@ -131,11 +143,15 @@ def _reserve_checks(email: str, client: str) -> list[tuple[int, str]]:
     rows = db.session.execute(
         update(cast(Table, VerificationCode.__table__))
         .where(
-            table.email == email, table.used_at.is_(None), table.expires_at > utcnow(),
+            table.email == email,
+            table.used_at.is_(None),
+            table.expires_at > utcnow(),
             or_(and_(own, table.attempts < limit), and_(~own, table.other_attempts < limit)),
         )
-        .values(attempts=table.attempts + case((own, 1), else_=0),
-                other_attempts=table.other_attempts + case((own, 0), else_=1))
+        .values(
+            attempts=table.attempts + case((own, 1), else_=0),
+            other_attempts=table.other_attempts + case((own, 0), else_=1),
+        )
         .returning(table.id, table.code_hash)
     ).all()
     db.session.commit()
@@ -144,10 +160,14 @@ def _reserve_checks(email: str, client: str) -> list[tuple[int, str]]:
 
 def _use(code_id: int) -> bool:
     """Mark the code used; False when a parallel request used it first."""
-    return execute(
-        update(VerificationCode).where(VerificationCode.id == code_id, VerificationCode.used_at.is_(None))
-        .values(used_at=utcnow())
-    ).rowcount == 1
+    return (
+        execute(
+            update(VerificationCode)
+            .where(VerificationCode.id == code_id, VerificationCode.used_at.is_(None))
+            .values(used_at=utcnow())
+        ).rowcount
+        == 1
+    )
 
 
 @bp.post("/logout")

@@ -159,8 +159,10 @@ def prepare(config: dict, instance_path: str) -> None:
 def production_problems(config: dict) -> list[str]:
     """What makes `config` unsafe to serve people with; empty when nothing does."""
     problems = []
-    for name, purpose in (("SECRET_KEY", "signs sessions, links and tokens"),
-                          ("INTERNAL_SECRET", "authenticates the workers' reports")):
+    for name, purpose in (
+        ("SECRET_KEY", "signs sessions, links and tokens"),
+        ("INTERNAL_SECRET", "authenticates the workers' reports"),
+    ):
         value = config.get(name)
         if not value:
             problems.append(f"POSER_{name} is not set; it {purpose}.")
@@ -169,8 +171,10 @@ def production_problems(config: dict) -> list[str]:
     if config.get("SECRET_KEY") and config.get("SECRET_KEY") == config.get("INTERNAL_SECRET"):
         problems.append("POSER_SECRET_KEY and POSER_INTERNAL_SECRET must differ.")
     if not config.get("PUBLIC_URL"):
-        problems.append("POSER_PUBLIC_URL is not set: the address people reach the app at, e.g. "
-                        "https://poser.example (emailed links are built from it).")
+        problems.append(
+            "POSER_PUBLIC_URL is not set: the address people reach the app at, e.g. "
+            "https://poser.example (emailed links are built from it)."
+        )
     elif problem := public_url_problem(str(config["PUBLIC_URL"]).rstrip("/")):
         problems.append(problem)
     return problems
@@ -179,8 +183,14 @@ def production_problems(config: dict) -> list[str]:
 def public_url_problem(url: str) -> str | None:
     """Why `url` cannot be the app's public base URL, or None."""
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
-            or parts.username or parts.password:
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+    ):
         return f"POSER_PUBLIC_URL must be an http(s) address such as https://poser.example, not {url!r}."
     return None
 

@@ -28,11 +28,16 @@ def contact():
     user = current_user()
     sender = user.email if user else email_from(payload)
     config = current_app.config
-    limit = (Limit("contact-user", user.id, config["CONTACT_PER_USER"], config["CONTACT_WINDOW_S"]) if user
-             else Limit("contact-client", client_key(), config["CONTACT_PER_CLIENT"], config["CONTACT_WINDOW_S"]))
+    limit = (
+        Limit("contact-user", user.id, config["CONTACT_PER_USER"], config["CONTACT_WINDOW_S"])
+        if user
+        else Limit("contact-client", client_key(), config["CONTACT_PER_CLIENT"], config["CONTACT_WINDOW_S"])
+    )
     enforce([limit], "Too many messages sent from here; please try again in {minutes} minutes.")
     try:
-        send_mail(config["CONTACT_EMAIL"], f"[Poser contact] {subject}", f"From: {sender}\n\n{message}", reply_to=sender)
+        send_mail(
+            config["CONTACT_EMAIL"], f"[Poser contact] {subject}", f"From: {sender}\n\n{message}", reply_to=sender
+        )
     except MailError:
         abort(503, "We could not send your message just now. Please try again in a minute.")
     return jsonify(status="sent"), 202

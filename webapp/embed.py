@@ -97,21 +97,28 @@ def submit(slug: str):
     client = client_key()
     window = settings["EMBED_RATE_WINDOW_S"]
     enforce(
-        [Limit("submit-client", client, settings["EMBED_SUBMITS_PER_CLIENT"], window),
-         Limit("submit-email-client", f"{email}|{client}", settings["EMBED_SUBMITS_PER_EMAIL"], window)],
+        [
+            Limit("submit-client", client, settings["EMBED_SUBMITS_PER_CLIENT"], window),
+            Limit("submit-email-client", f"{email}|{client}", settings["EMBED_SUBMITS_PER_EMAIL"], window),
+        ],
         "Too many clips were submitted from here; please try again in {minutes} minutes.",
     )
 
     # No account, and nobody's analysis, until the address's owner opens the emailed link.
     analysis = new_analysis(None, clip, partner_id=partner.id, skier_hint=hint)
     link_expiry = settings["UPLOAD_URL_TTL_S"] + settings["UPLOAD_GRACE_S"]
-    db.session.add(EmbedToken(
-        partner_id=partner.id, analysis_id=analysis.id, email=email, client_ip=client,
-        # Replaced by the emailed token when the upload is complete.
-        token_hash=token_hash(new_confirmation_token()),
-        results_token_hash=token_hash(results_token(analysis.id)),
-        expires_at=utcnow() + timedelta(seconds=link_expiry),
-    ))
+    db.session.add(
+        EmbedToken(
+            partner_id=partner.id,
+            analysis_id=analysis.id,
+            email=email,
+            client_ip=client,
+            # Replaced by the emailed token when the upload is complete.
+            token_hash=token_hash(new_confirmation_token()),
+            results_token_hash=token_hash(results_token(analysis.id)),
+            expires_at=utcnow() + timedelta(seconds=link_expiry),
+        )
+    )
     db.session.commit()
     upload = storage().presign_upload(
         analysis.input_key, clip.content_type, clip.size, settings["UPLOAD_URL_TTL_S"], origin=g.embed_origin
@@ -150,8 +157,13 @@ def status(slug: str, analysis_id: str):
     if analysis.status == AnalysisStatus.NO_SKIER_FOUND:
         warnings = (analysis.results or {}).get("warnings") or ["We could not find a skier in enough of the clip."]
         message = warnings[-1]
-    return jsonify(status=analysis.status, step=analysis.step, progress=analysis.progress, message=message,
-                   retryable=analysis.as_dict()["retryable"])
+    return jsonify(
+        status=analysis.status,
+        step=analysis.step,
+        progress=analysis.progress,
+        message=message,
+        retryable=analysis.as_dict()["retryable"],
+    )
 
 
 @bp.get("/<slug>/feedback/<analysis_id>")
@@ -177,16 +189,22 @@ def confirm():
     token = request.args.get("token", "")
     embed = db.session.scalar(select(EmbedToken).where(EmbedToken.token_hash == token_hash(token))) if token else None
     if embed is None or embed.analysis.status == AnalysisStatus.AWAITING_UPLOAD:
-        return _confirm_page(404, "This link is not valid",
-                             "Check that you opened the whole link from the email, or upload your clip again.")
+        return _confirm_page(
+            404,
+            "This link is not valid",
+            "Check that you opened the whole link from the email, or upload your clip again.",
+        )
     partner = embed.partner.display_name
     if embed.confirmed_at is not None:
-        return _confirm_page(410, "This link has already been used",
-                             f"Your analysis started when the link was first opened. Follow it in the widget on "
-                             f"{partner}'s site; we email you when it is ready.", embed)
+        return _confirm_page(
+            410,
+            "This link has already been used",
+            f"Your analysis started when the link was first opened. Follow it in the widget on "
+            f"{partner}'s site; we email you when it is ready.",
+            embed,
+        )
     if embed.expires_at <= utcnow():
-        return _confirm_page(410, "This link has expired",
-                             f"Upload your clip again in the widget on {partner}'s site.")
+        return _confirm_page(410, "This link has expired", f"Upload your clip again in the widget on {partner}'s site.")
     if not claim(embed):
         return _confirm_page(410, "This link has already been used", "Your analysis has started.", embed)
     analysis = embed.analysis
@@ -198,13 +216,19 @@ def confirm():
         db.session.rollback()
         embed.confirmed_at = None
         db.session.commit()
-        return _confirm_page(503, "We could not start your analysis",
-                             "Our analysis service is busy or unreachable. Please open the link again in a minute.")
+        return _confirm_page(
+            503,
+            "We could not start your analysis",
+            "Our analysis service is busy or unreachable. Please open the link again in a minute.",
+        )
     analysis.status = AnalysisStatus.QUEUED
     db.session.commit()
-    return _confirm_page(200, "Your analysis has started",
-                         f"You can follow it in the widget on {partner}'s site, or on your results page. "
-                         "We email you when it is ready.", embed)
+    return _confirm_page(
+        200,
+        "Your analysis has started",
+        f"You can follow it in the widget on {partner}'s site, or on your results page. We email you when it is ready.",
+        embed,
+    )
 
 
 @bp.get("/results/<token>")
@@ -212,8 +236,10 @@ def results(token: str):
     """Everything about an analysis, for whoever holds its results link."""
     analysis = analysis_for_results_token(token)
     refresh_status(analysis)
-    return jsonify(analysis=analysis.as_dict() | {"results": analysis.results},
-                   partner={"name": analysis.partner.display_name if analysis.partner else None})
+    return jsonify(
+        analysis=analysis.as_dict() | {"results": analysis.results},
+        partner={"name": analysis.partner.display_name if analysis.partner else None},
+    )
 
 
 @bp.get("/results/<token>/download/<kind>")
@@ -288,8 +314,10 @@ def _skier_hint(value) -> dict | None:
     if value is None:
         return None
     point = value.get("point") if isinstance(value, dict) else None
-    numbers = [value.get("time_s") if isinstance(value, dict) else None,
-               *(point if isinstance(point, list) and len(point) == 2 else [None, None])]
+    numbers = [
+        value.get("time_s") if isinstance(value, dict) else None,
+        *(point if isinstance(point, list) and len(point) == 2 else [None, None]),
+    ]
     if not all(is_seconds(n) and n >= 0 for n in numbers):
         abort(400, "skier_hint must be {time_s, point: [x, y]} with non-negative numbers.")
     return {"time_s": float(numbers[0]), "point": [float(numbers[1]), float(numbers[2])]}

@@ -30,8 +30,9 @@ def allow_framing_by(sources: list[str]) -> None:
 def frame_ancestors(response, partner: Partner | None):
     """Let a page be framed by the partner's sites only (or by no site without a partner)."""
     if partner:
-        allow_framing_by(["'self'", *(f"{scheme}://{domain}" for domain in partner.allowed_domains
-                                      for scheme in ("https", "http"))])
+        allow_framing_by(
+            ["'self'", *(f"{scheme}://{domain}" for domain in partner.allowed_domains for scheme in ("https", "http"))]
+        )
     return response
 
 

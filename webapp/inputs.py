@@ -51,7 +51,7 @@ def json_object() -> dict[str, Any]:
     except (ValueError, RecursionError):
         abort(400, "The request body is not valid JSON.")
     if not isinstance(payload, dict):
-        abort(400, "Send a JSON object, such as {\"email\": \"...\"}, as the request body.")
+        abort(400, 'Send a JSON object, such as {"email": "..."}, as the request body.')
     return payload
 
 
@@ -95,8 +95,9 @@ def _check_string(value: str) -> None:
         raise _Invalid("Text in the request must be valid Unicode (it holds an unpaired surrogate).") from None
 
 
-def text(payload: dict, name: str, label: str, max_length: int, *, multiline: bool = False,
-         required: bool = True) -> str | None:
+def text(
+    payload: dict, name: str, label: str, max_length: int, *, multiline: bool = False, required: bool = True
+) -> str | None:
     """The field `name` of `payload` as trimmed text of at most `max_length` characters.
 
     400, naming `label`, when it is missing (and `required`), not a string, too long, or holds

@@ -146,7 +146,9 @@ def _own_key(key: str, analysis_id: str) -> bool:
     """Whether `key` is a normalised object key under `analyses/<analysis_id>/`: no `..`, `.`
     or empty segments and no backslashes, so it cannot point at another analysis's objects."""
     return (
-        len(key) <= 512 and "\\" not in key and posixpath.normpath(key) == key
+        len(key) <= 512
+        and "\\" not in key
+        and posixpath.normpath(key) == key
         and not any(part in ("", ".", "..") for part in key.split("/"))
         and key.startswith(f"analyses/{analysis_id}/")
     )

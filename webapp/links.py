@@ -13,4 +13,4 @@ def public_url(endpoint: str, **values) -> str:
     """The absolute URL of `endpoint` under POSER_PUBLIC_URL."""
     path = url_for(endpoint, _external=False, **values)
     script_root = url_for("pages.index", _external=False).rstrip("/")
-    return current_app.config["PUBLIC_URL"] + path[len(script_root):]
+    return current_app.config["PUBLIC_URL"] + path[len(script_root) :]

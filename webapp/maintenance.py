@@ -69,7 +69,8 @@ def expire_unconfirmed_uploads() -> int:
 def expire_embed_tokens() -> int:
     """Delete widget submissions whose confirmation link expired unused, with their clips."""
     stale = db.session.scalars(
-        select(Analysis).join(EmbedToken, EmbedToken.analysis_id == Analysis.id)
+        select(Analysis)
+        .join(EmbedToken, EmbedToken.analysis_id == Analysis.id)
         .where(EmbedToken.confirmed_at.is_(None), EmbedToken.expires_at < utcnow())
     ).all()
     return _delete_with_clips(stale)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -15,7 +15,7 @@ from webapp.db import Model, db
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -25,12 +25,12 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
-        return None if value is None else value.astimezone(timezone.utc)
+        return None if value is None else value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None or value.tzinfo is not None:
             return value
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
 
 
 class User(Model):
@@ -100,7 +100,9 @@ class Analysis(Model):
     upload: Mapped[Upload] = relationship(back_populates="analysis", cascade="all, delete-orphan", uselist=False)
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="analysis", cascade="all, delete-orphan")
     partner: Mapped[Partner | None] = relationship()
-    embed: Mapped[EmbedToken | None] = relationship(back_populates="analysis", cascade="all, delete-orphan", uselist=False)
+    embed: Mapped[EmbedToken | None] = relationship(
+        back_populates="analysis", cascade="all, delete-orphan", uselist=False
+    )
 
     def as_dict(self) -> dict:
         return {
@@ -132,7 +134,12 @@ class Analysis(Model):
             "right": self.edge_similarity_right,
             "mean": summary.get("mean_edge_similarity"),
         }
-        for name, key in (("overall", "overall"), ("left", "left"), ("right", "right"), ("mean", "mean_edge_similarity")):
+        for name, key in (
+            ("overall", "overall"),
+            ("left", "left"),
+            ("right", "right"),
+            ("mean", "mean_edge_similarity"),
+        ):
             scores[f"{name}_low"] = summary.get(f"{key}_low")
             scores[f"{name}_high"] = summary.get(f"{key}_high")
         scores["turns"] = summary.get("complete_turns", 0) - summary.get("uncertain_turns", 0)

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from tasks.contract import AnalysisStatus
 from webapp.db import db
 from webapp.links import public_url
-from webapp.tokens import results_token
 from webapp.mail import send_mail
 from webapp.models import Analysis
+from webapp.tokens import results_token
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,11 @@ def notify_outcome(analysis: Analysis) -> bool:
 
     Returns whether a message was sent.
     """
-    if analysis.partner is None or analysis.status not in MAILED_OUTCOMES or analysis.notified_status == analysis.status:
+    if (
+        analysis.partner is None
+        or analysis.status not in MAILED_OUTCOMES
+        or analysis.notified_status == analysis.status
+    ):
         return False
     if analysis.embed is None:
         return False
@@ -44,13 +48,15 @@ def notify_outcome(analysis: Analysis) -> bool:
 
 def pending_notifications() -> list[Analysis]:
     """Widget analyses that ended without their visitor having been told."""
-    return list(db.session.scalars(
-        select(Analysis).where(
-            Analysis.partner_id.is_not(None),
-            Analysis.status.in_(MAILED_OUTCOMES),
-            (Analysis.notified_status.is_(None)) | (Analysis.notified_status != Analysis.status),
-        )
-    ).all())
+    return list(
+        db.session.scalars(
+            select(Analysis).where(
+                Analysis.partner_id.is_not(None),
+                Analysis.status.in_(MAILED_OUTCOMES),
+                (Analysis.notified_status.is_(None)) | (Analysis.notified_status != Analysis.status),
+            )
+        ).all()
+    )
 
 
 def _message(analysis: Analysis) -> tuple[str, str]:
@@ -65,7 +71,11 @@ def _message(analysis: Analysis) -> tuple[str, str]:
         if name is not None:
             known = scores[f"{name}_low"] is not None
             interval = f" (90% interval {scores[f'{name}_low']:.0f}-{scores[f'{name}_high']:.0f})" if known else ""
-            mean = "" if name == "overall" else f", the mean of {scores['turns']} turn{'s' if scores['turns'] != 1 else ''}"
+            mean = (
+                ""
+                if name == "overall"
+                else f", the mean of {scores['turns']} turn{'s' if scores['turns'] != 1 else ''}"
+            )
             score = f"Edge similarity: {scores[name]:.0f} out of 100{interval}{mean}.\n"
         turns = len([turn for turn in analysis.turns or [] if not turn.get("partial")])
         findings = analysis.findings

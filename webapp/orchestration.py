@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
-from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import func, update
@@ -181,7 +181,7 @@ def flow_run_states(flow_run_ids: list[str]) -> dict[str, str | None] | None:
         states: dict[str, str | None] = {}
         async with get_client() as client:
             for start in range(0, len(flow_run_ids), _RUNS_PER_READ):
-                chunk = flow_run_ids[start:start + _RUNS_PER_READ]
+                chunk = flow_run_ids[start : start + _RUNS_PER_READ]
                 runs = await client.read_flow_runs(
                     flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
                 )
@@ -209,7 +209,7 @@ def state_type(state) -> str | None:
     a failure is too recent for the flow's own report of why to have arrived."""
     if state is None:
         return None
-    if state.type.value == "FAILED" and datetime.now(timezone.utc) - state.timestamp < _FAILURE_REPORT_GRACE:
+    if state.type.value == "FAILED" and datetime.now(UTC) - state.timestamp < _FAILURE_REPORT_GRACE:
         return None
     return state.type.value
 

@@ -55,8 +55,12 @@ def analysis(analysis_id: str):
 def results(token: str):
     """The full results of a widget submission, for whoever holds the emailed link."""
     analysis = analysis_for_results_token(token)
-    page = render_template("analysis.html", api=url_for("embed.results", token=token), owner=False,
-                           partner_name=analysis.partner.display_name if analysis.partner else None)
+    page = render_template(
+        "analysis.html",
+        api=url_for("embed.results", token=token),
+        owner=False,
+        partner_name=analysis.partner.display_name if analysis.partner else None,
+    )
     return frame_ancestors(current_app.make_response(page), analysis.partner)
 
 
@@ -87,8 +91,9 @@ def safe_next(target: str | None) -> str:
     """
     if not target or len(target) > 2000 or not target.startswith("/") or target.startswith("//"):
         return "/"
-    if "\\" in target or any(character.isspace() or unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp")
-                              for character in target):
+    if "\\" in target or any(
+        character.isspace() or unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp") for character in target
+    ):
         return "/"
     resolved = urlsplit(urljoin("https://poser.invalid/", target))
     if (resolved.scheme, resolved.netloc) != ("https", "poser.invalid") or resolved.path.startswith("//"):

@@ -25,6 +25,7 @@ cli = AppGroup("partners", help="Create, change and list partners.")
 _RESERVED_SLUGS = {"confirm", "results"}
 _MAX_DOMAINS = 50
 
+
 @bp.get("")
 @login_required
 def list_own():
@@ -39,14 +40,18 @@ def list_own():
 @login_required
 def update_own(slug: str):
     """Change the name, domains or limits of a partner the signed-in user owns."""
-    partner = db.session.scalar(
-        select(Partner).where(Partner.slug == slug, Partner.owner_user_id == signed_in_user().id)
-    ) if SLUG.match(slug) else None
+    partner = (
+        db.session.scalar(select(Partner).where(Partner.slug == slug, Partner.owner_user_id == signed_in_user().id))
+        if SLUG.match(slug)
+        else None
+    )
     if partner is None:
         abort(404, "No such partner.")
     payload = json_object()
     try:
-        apply_settings(partner, **{name: payload.get(name) for name in ("name", "domains", "max_upload_mb", "max_trim_s")})
+        apply_settings(
+            partner, **{name: payload.get(name) for name in ("name", "domains", "max_upload_mb", "max_trim_s")}
+        )
     except ValueError as exc:
         abort(400, str(exc))
     db.session.commit()
@@ -57,8 +62,11 @@ def apply_settings(partner: Partner, name=None, domains=None, max_upload_mb=None
     """Set the given settings on `partner`; ValueError names the first bad one."""
     if name is not None:
         # It appears in email subjects and pages: one line of visible text.
-        if not isinstance(name, str) or not 0 < len(name.strip()) <= 200 \
-                or any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name.strip()):
+        if (
+            not isinstance(name, str)
+            or not 0 < len(name.strip()) <= 200
+            or any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name.strip())
+        ):
             raise ValueError("The name must be 1 to 200 characters on one line, without control characters.")
         partner.display_name = name.strip()
     if domains is not None:
@@ -82,9 +90,11 @@ def _number_between(value, low: float, high: float) -> bool:
 
 
 def _partner_dict(partner: Partner) -> dict:
-    counts = dict(db.session.execute(
-        select(Analysis.status, func.count()).where(Analysis.partner_id == partner.id).group_by(Analysis.status)
-    ).all())
+    counts = dict(
+        db.session.execute(
+            select(Analysis.status, func.count()).where(Analysis.partner_id == partner.id).group_by(Analysis.status)
+        ).all()
+    )
     return {
         "slug": partner.slug,
         "name": partner.display_name,
@@ -146,5 +156,7 @@ def _apply_or_fail(partner: Partner, name, domains, max_upload_mb, max_trim_s) -
 def list_partners():
     """Show every partner."""
     for partner in db.session.scalars(select(Partner).order_by(Partner.slug)):
-        click.echo(f"{partner.slug}\t{partner.display_name}\t{','.join(partner.allowed_domains)}\t"
-                   f"{partner.max_upload_bytes // (1024 * 1024)} MB\t{partner.max_trim_s:g} s")
+        click.echo(
+            f"{partner.slug}\t{partner.display_name}\t{','.join(partner.allowed_domains)}\t"
+            f"{partner.max_upload_bytes // (1024 * 1024)} MB\t{partner.max_trim_s:g} s"
+        )

@@ -44,8 +44,12 @@ def start(user: User, kind: str, ttl_s: int, max_age_s: int | None = None) -> tu
     secret = secrets.token_urlsafe(32)
     now = utcnow()
     row = AuthSession(
-        user_id=user.id, kind=kind, secret_hash=_hash(secret), created_at=now,
-        expires_at=now + timedelta(seconds=ttl_s), renewable_until=now + timedelta(seconds=max_age_s or ttl_s),
+        user_id=user.id,
+        kind=kind,
+        secret_hash=_hash(secret),
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_s),
+        renewable_until=now + timedelta(seconds=max_age_s or ttl_s),
     )
     db.session.add(row)
     return row, secret
@@ -57,8 +61,10 @@ def find(secret: str, kind: str) -> AuthSession | None:
         return None
     return db.session.scalar(
         select(AuthSession).where(
-            AuthSession.secret_hash == _hash(secret), AuthSession.kind == kind,
-            AuthSession.revoked_at.is_(None), AuthSession.expires_at > utcnow(),
+            AuthSession.secret_hash == _hash(secret),
+            AuthSession.kind == kind,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > utcnow(),
         )
     )
 
@@ -77,8 +83,12 @@ def renew(row: AuthSession, ttl_s: int) -> tuple[AuthSession, str] | None:
         return None
     secret = secrets.token_urlsafe(32)
     new = AuthSession(
-        user_id=row.user_id, kind=row.kind, secret_hash=_hash(secret), created_at=now,
-        expires_at=min(now + timedelta(seconds=ttl_s), row.renewable_until), renewable_until=row.renewable_until,
+        user_id=row.user_id,
+        kind=row.kind,
+        secret_hash=_hash(secret),
+        created_at=now,
+        expires_at=min(now + timedelta(seconds=ttl_s), row.renewable_until),
+        renewable_until=row.renewable_until,
     )
     db.session.add(new)
     db.session.commit()
@@ -88,14 +98,17 @@ def renew(row: AuthSession, ttl_s: int) -> tuple[AuthSession, str] | None:
 def revoke(row: AuthSession) -> None:
     """End one credential (not committed)."""
     db.session.execute(
-        update(AuthSession).where(AuthSession.id == row.id, AuthSession.revoked_at.is_(None)).values(revoked_at=utcnow())
+        update(AuthSession)
+        .where(AuthSession.id == row.id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
     )
 
 
 def revoke_all(user_id: int) -> int:
     """End every credential of a user (not committed); returns how many were live."""
     return execute(
-        update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     ).rowcount
 

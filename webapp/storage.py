@@ -126,7 +126,9 @@ class LocalStorage:
     def analysis_ids(self) -> set[str]:
         """Ids of the analyses that have objects under `uploads/` or `analyses/`."""
         return {
-            entry.name for top in ("uploads", "analyses") if (self.root / top).is_dir()
+            entry.name
+            for top in ("uploads", "analyses")
+            if (self.root / top).is_dir()
             for entry in (self.root / top).iterdir()
         }
 

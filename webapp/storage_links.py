@@ -48,13 +48,15 @@ def allow_signed_origin(response):
     else:
         allowed = _partner_allows(key, origin)
     if allowed:
-        response.headers.update({
-            "Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Methods": "PUT",
-            "Access-Control-Allow-Headers": f"Content-Type, {TOKEN_HEADER}",
-            "Access-Control-Max-Age": "600",
-            "Vary": "Origin",
-        })
+        response.headers.update(
+            {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": "PUT",
+                "Access-Control-Allow-Headers": f"Content-Type, {TOKEN_HEADER}",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            }
+        )
     return response
 
 

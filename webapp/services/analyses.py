@@ -56,11 +56,19 @@ def clip_request(payload: dict[str, Any], max_bytes: int, max_trim_s: float) -> 
 def new_analysis(user: User | None, clip: ClipRequest, **fields: Any) -> Analysis:
     """Add an analysis of `clip`, awaiting its upload, for `user` (not committed); a widget
     submission has no user until its visitor confirms it."""
-    analysis = Analysis(user_id=user.id if user else None, trim_start_s=clip.trim_start_s, trim_end_s=clip.trim_end_s, input_key="", **fields)
+    analysis = Analysis(
+        user_id=user.id if user else None,
+        trim_start_s=clip.trim_start_s,
+        trim_end_s=clip.trim_end_s,
+        input_key="",
+        **fields,
+    )
     db.session.add(analysis)
     db.session.flush()
     analysis.input_key = f"uploads/{analysis.id}/input{clip.extension}"
-    analysis.upload = Upload(key=analysis.input_key, file_name=clip.file_name, size=clip.size, content_type=clip.content_type)
+    analysis.upload = Upload(
+        key=analysis.input_key, file_name=clip.file_name, size=clip.size, content_type=clip.content_type
+    )
     return analysis
 
 

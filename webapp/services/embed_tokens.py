@@ -22,7 +22,9 @@ def analysis_for_results_token(token: str) -> Analysis:
 def claim(embed: EmbedToken) -> bool:
     """Mark the link used; False when another request got there first."""
     claimed = execute(
-        update(EmbedToken).where(EmbedToken.id == embed.id, EmbedToken.confirmed_at.is_(None)).values(confirmed_at=utcnow())
+        update(EmbedToken)
+        .where(EmbedToken.id == embed.id, EmbedToken.confirmed_at.is_(None))
+        .values(confirmed_at=utcnow())
     ).rowcount
     db.session.commit()
     return claimed == 1
