@@ -72,14 +72,15 @@ USER poser
 # Settings read at run time (deployments/README.md): PREFECT_API_URL, POSER_WEBAPP_URL,
 # POSER_INTERNAL_SECRET and, with S3, POSER_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
 # AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION. POSER_WORK_POOL is the pool polled, and
-# POSER_WORKER_LIMIT the most flow runs this container runs at once (one per GPU it is given).
+# POSER_WORKER_SLOTS the analyses this container runs at once, each on its own cores (0: as many
+# as its cores, memory and GPU memory allow; `poser worker`, deployments/README.md).
 ENV POSER_WORK_POOL=gpu \
-    POSER_WORKER_LIMIT=1
+    POSER_WORKER_SLOTS=0
 
-# `--with-healthcheck` serves GET /health on port 8080 (PREFECT_WORKER_WEBSERVER_PORT), 503 once
-# the worker stops polling its pool.
+# `--with-healthcheck`: slot K serves GET /health on port 8080 + K (PREFECT_WORKER_WEBSERVER_PORT),
+# 503 once its worker stops polling the pool; `poser worker` stops every slot when one exits.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PREFECT_WORKER_WEBSERVER_PORT', '8080'), timeout=4)"
 
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["sh", "-c", "exec prefect worker start --pool \"$POSER_WORK_POOL\" --limit \"$POSER_WORKER_LIMIT\" --with-healthcheck"]
+CMD ["poser", "worker", "--with-healthcheck"]

@@ -29,6 +29,7 @@ from tasks.progress import LogReporter, reporting_to
 from tasks.render import Still
 from tasks.reporting import FAILURE_ATTEMPTS, ReportingError, WebAppClient
 from tasks.runlogs import send_to_run_logs
+from tasks.slots import bound_threads
 from tasks.tracking import SkierHint, SkierTrack, coverage_warning
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def analyze_video(
         The content of `results.json`.
     """
     send_to_run_logs()
+    log.info("Running on %d cores", bound_threads())
     web_app = WebAppClient.from_environment(analysis_id) if analysis_id else None
     if web_app is not None:
         web_app.attempt_started()

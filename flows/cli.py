@@ -353,6 +353,70 @@ def dev(port: int, prefect_port: int) -> None:
     sys.exit(status)
 
 
+@main.command()
+@click.option("--pool", default="gpu", show_default=True, envvar="POSER_WORK_POOL", help="Work pool to poll.")
+@click.option(
+    "--slots",
+    type=click.IntRange(min=0),
+    default=0,
+    envvar="POSER_WORKER_SLOTS",
+    help="Analyses at once [default: 0, from the cores, memory and GPU memory (`worker` in the config)].",
+)
+@click.option("--name", help="Prefix of the workers' names [default: the host name].")
+@click.option(
+    "--with-healthcheck",
+    is_flag=True,
+    help="Slot K serves GET /health on PREFECT_WORKER_WEBSERVER_PORT (default 8080) + K.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML file overriding configs/default.yaml.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the slots and their commands; start nothing.")
+def worker(
+    pool: str, slots: int, name: str | None, with_healthcheck: bool, config_path: Path | None, dry_run: bool
+) -> None:
+    """Run this host's analysis slots: one Prefect worker per slot, each on its own cores,
+    running one flow run at a time. Raise the pool's concurrency limit by the slots."""
+    import signal
+    import socket
+
+    from flows.worker import SlotWorkers
+    from tasks.config import load_config
+    from tasks.slots import HostResources, cpu_ids, plan_slots
+
+    config = load_config(config_path).worker
+    host = HostResources.detect()
+    plan = plan_slots(host, config, cpu_ids(), slots or None)
+    port = int(os.environ.get("PREFECT_WORKER_WEBSERVER_PORT", "8080")) if with_healthcheck else None
+    workers = SlotWorkers(pool, plan, config, name or socket.gethostname(), port)
+    gpu = f"{host.gpu_memory_mb:.0f} MB of GPU memory" if host.gpu_memory_mb is not None else "no GPU"
+    console.print(
+        f"{plan.slots} slot{'s' if plan.slots != 1 else ''} on pool {pool} (limited by {plan.limited_by}; {host.cores} cores, "
+        f"{host.memory_mb:.0f} MB of memory, {gpu})"
+    )
+    for slot, cores in enumerate(plan.cores):
+        print(f"slot {slot}: cores {','.join(map(str, cores))}: {' '.join(workers.command(slot))}")
+    if dry_run:
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    status = 0
+    try:
+        workers.start()
+        status = workers.wait()
+    except KeyboardInterrupt:
+        console.print("Stopping the slots…")
+    finally:
+        workers.stop()
+    sys.exit(status)
+
+
 @main.command("crash-detection")
 @click.option(
     "--project",

@@ -129,6 +129,18 @@ class RenderConfig(_Section):
     min_visibility: float = Field(ge=0, le=1)
 
 
+class WorkerConfig(_Section):
+    """What one analysis slot needs of its host (`tasks/slots.py` has the formula), and how
+    often a slot's worker asks the pool for a run."""
+
+    cores_per_slot: int = Field(ge=1)
+    memory_per_slot_mb: float = Field(gt=0)
+    gpu_memory_per_slot_mb: float = Field(gt=0)
+    reserved_memory_mb: float = Field(ge=0)
+    max_slots: int = Field(ge=0)
+    query_s: float = Field(gt=0)
+
+
 class AnalysisConfig(_Section):
     """Everything an analysis run needs to know, loaded from YAML."""
 
@@ -140,6 +152,7 @@ class AnalysisConfig(_Section):
     smoothing: SmoothingConfig
     metrics: MetricsConfig
     render: RenderConfig
+    worker: WorkerConfig
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> AnalysisConfig:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import numpy as np
 
 from tasks.errors import InvalidVideoError
 from tasks.files import file_sha256
+from tasks.slots import run_cores
 
 # Demuxers FFmpeg uses for still images; a photo renamed `.mp4` opens through one of these.
 _IMAGE_FORMAT_SUFFIXES = ("_pipe", "image2")
@@ -256,8 +256,9 @@ def _decode(info: VideoInfo, max_side: int | None, pixel_format: str, step: int)
 
 
 def cores_but_one() -> int:
-    """The cores left beside one busy thread, at least 1."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """The cores of this process (its slot's share, `tasks/slots.py`) left beside one busy
+    thread, at least 1."""
+    return max(1, run_cores() - 1)
 
 
 def _first_frame(container: av.container.InputContainer, stream: av.VideoStream) -> av.VideoFrame:

@@ -1,0 +1,149 @@
+"""Several analyses per host: the slot formula, each slot's cores, and the thread bounds a
+slot's processes get."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from flows.worker import SlotWorkers
+from tasks.config import load_config
+from tasks.slots import THREAD_VARIABLES, HostResources, plan_slots, slot_count
+from tests.conftest import ROOT
+
+WORKER = load_config().worker.model_copy(
+    update={
+        "cores_per_slot": 1,
+        "memory_per_slot_mb": 2000,
+        "gpu_memory_per_slot_mb": 2000,
+        "reserved_memory_mb": 2000,
+        "max_slots": 0,
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("host", "changes", "expected"),
+    [
+        # 16 cores, plenty of memory and GPU memory: one slot a core.
+        (HostResources(16, 128_000, 80_000), {}, (16, "cores")),
+        # Two cores per slot.
+        (HostResources(16, 128_000, 80_000), {"cores_per_slot": 2}, (8, "cores")),
+        # Memory runs out first: (12000 - 2000) // 2000.
+        (HostResources(16, 12_000, 80_000), {}, (5, "memory")),
+        # GPU memory runs out first: 8000 // 2000.
+        (HostResources(16, 128_000, 8_000), {}, (4, "gpu memory")),
+        # Without a GPU its memory does not count.
+        (HostResources(2, 24_000, None), {}, (2, "cores")),
+        (HostResources(16, 128_000, None), {"max_slots": 3}, (3, "max_slots")),
+        # Too little of everything still leaves one slot.
+        (HostResources(1, 1_000, None), {"cores_per_slot": 2}, (1, "memory")),
+    ],
+)
+def test_the_formula_takes_the_scarcest_resource(host, changes, expected):
+    assert slot_count(host, WORKER.model_copy(update=changes)) == expected
+
+
+@pytest.mark.parametrize(
+    ("cores", "requested", "shares"),
+    [
+        ([0, 1], None, ((0,), (1,))),
+        ([0, 1], 1, ((0, 1),)),
+        ([0, 1, 2, 3, 4], 2, ((0, 1, 2), (3, 4))),
+        ([4, 5, 6, 7], 2, ((4, 5), (6, 7))),
+        # More slots than cores share them round-robin.
+        ([0, 1], 3, ((0,), (1,), (0,))),
+    ],
+)
+def test_each_slot_gets_its_own_cores(cores, requested, shares):
+    host = HostResources(len(cores), 64_000, None)
+    assert plan_slots(host, WORKER, cores, requested).cores == shares
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_a_process_on_one_core_bounds_its_thread_pools_to_it():
+    script = (
+        "import os, cv2, torch; from tasks.slots import bound_threads; from tasks.video import cores_but_one; "
+        "print(bound_threads(), torch.get_num_threads(), cv2.getNumThreads(), cores_but_one(), "
+        "os.environ['OMP_NUM_THREADS'])"
+    )
+    workers = SlotWorkers("unused", plan_slots(HostResources(1, 64_000, None), WORKER, [0]), WORKER)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=workers.slot_environment(0),
+        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1", "1", "1", "1"]
+
+
+def test_the_dry_run_prints_each_slot_and_its_worker():
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "worker", "--pool", "cpu", "--slots", "2", "--name", "h", "--dry-run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    for slot, line in enumerate(lines):
+        assert line.startswith(f"slot {slot}: cores ")
+        assert f"--pool cpu --type process --limit 1 --name h-{slot}" in line
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2, reason="two cores")
+def test_slot_workers_poll_the_pool_pinned_to_their_cores(prefect_server, tmp_path):
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL
+
+    async def create_pool() -> None:
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name="slots-pool", type="process"), overwrite=True)
+
+    asyncio.run(create_pool())
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    plan = plan_slots(HostResources(2, 64_000, None), WORKER, cores)
+    environment = dict(os.environ) | {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    workers = SlotWorkers("slots-pool", plan, WORKER, "pinned", environment=environment)
+    with open(tmp_path / "workers.log", "wb") as log:
+        workers.start(log)
+        try:
+            online = _wait_for_workers("slots-pool", 2)
+            assert sorted(online) == ["pinned-0", "pinned-1"]
+            for process, share in zip(workers.processes, plan.cores):
+                worker = psutil.Process(process.pid)
+                assert worker.cpu_affinity() == list(share)
+                assert {name: worker.environ()[name] for name in THREAD_VARIABLES} == dict.fromkeys(
+                    THREAD_VARIABLES, "1"
+                )
+        finally:
+            workers.stop()
+
+
+def _wait_for_workers(pool: str, count: int, timeout_s: float = 120) -> list[str]:
+    """The names of the workers that have polled `pool`, once there are `count` of them."""
+    from prefect import get_client
+
+    async def names() -> list[str]:
+        async with get_client() as client:
+            return [worker.name for worker in await client.read_workers_for_work_pool(pool)]
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = asyncio.run(names())
+        if len(seen) >= count or time.monotonic() > deadline:
+            return seen
+        time.sleep(1)
