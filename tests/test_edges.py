@@ -103,7 +103,7 @@ def test_fewer_edged_frames_widen_the_interval():
 @pytest.mark.parametrize(
     ("worse", "reason"),
     [
-        (dict(left_noise=16.0), "too few edged frames (26) for the legs' wobble"),
+        (dict(left_noise=22.0), "too few edged frames (26) for the legs' wobble"),
         (dict(view_noise=14.0), "the pose models disagree about the legs"),
         (dict(hidden=np.arange(FRAMES) % 4 > 0, left_noise=6.0), "legs hidden in 77% of the edged frames"),
     ],

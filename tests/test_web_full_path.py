@@ -63,7 +63,9 @@ def test_from_code_to_downloaded_results(served_app, worker, smtp_sink, derived)
     assert "processing" in seen or "queued" in seen
     assert analysis["progress"] == 100
     stills = [f"finding_{f['rank']}" for f in analysis["results"]["findings"] if f["still"]]
-    assert analysis["artifacts"] == sorted(["chart", "landmarks_csv", "results_json", "turns_csv", "video", *stills])
+    assert analysis["artifacts"] == sorted(
+        ["chart", "landmarks_csv", "landmarks_parquet", "results_json", "turns_csv", "turns_parquet", "video", *stills]
+    )
     assert analysis["results"]["skier"]["tracked_fraction"] > 0.9
     assert client.get(f"/api/analyses/{analysis_id}/turns").json["turns"]
 

@@ -401,7 +401,9 @@ def test_a_run_whose_worker_died_crashes_and_its_rerun_completes_the_same_analys
 
     with app.app_context():
         kinds = Counter(db.session.scalars(db.select(Artifact.kind).where(Artifact.analysis_id == analysis_id)))
-    assert kinds == Counter(["video", "landmarks_csv", "turns_csv", "chart", "results_json"])
+    assert kinds == Counter(
+        ["video", "landmarks_csv", "landmarks_parquet", "turns_csv", "turns_parquet", "chart", "results_json"]
+    )
     turns = client.get(f"/api/analyses/{analysis_id}/turns").json["turns"]
     assert turns and len({turn["index"] for turn in turns}) == len(turns)
     assert len(turns) == len(analysis["results"]["metrics"]["turns"])
