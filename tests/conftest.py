@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +49,39 @@ def derived(tmp_path_factory: pytest.TempPathFactory, media: Path) -> dict[str, 
     return clips.derive_all(PISTE, INDOOR, folder)
 
 
+@contextlib.contextmanager
+def prefect_stack(storage: Path) -> Iterator[str]:
+    """A temporary Prefect server on SQLite, with task results stored under `storage`; yields
+    its API URL. (Also used by `benchmarks/throughput.py`.)"""
+    from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}), prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())
+
+
+def deploy_analysis(pool: str, name: str) -> str:
+    """Create the process work pool `pool` and deploy the analysis flow on it from this
+    checkout as `name`; returns the deployment's full name."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    from flows.analyze import analyze_video
+
+    async def create_pool() -> None:
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+
+    asyncio.run(create_pool())
+    flow = analyze_video.from_source(source=str(ROOT), entrypoint="flows/analyze.py:analyze_video")
+    flow.deploy(name=name, work_pool_name=pool, print_next_steps=False)  # type: ignore[union-attr]  # sync: a Flow
+    return f"analyze-video/{name}"
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     """A temporary Prefect server on SQLite, with task results stored under a temp folder."""
-    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    storage = tmp_path_factory.mktemp("prefect-results")
-    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}), prefect_test_harness(server_startup_timeout=120):
+    with prefect_stack(tmp_path_factory.mktemp("prefect-results")):
         yield
 
 
@@ -275,19 +302,7 @@ WORKER_SECRET = "internal-test-secret"
 @pytest.fixture(scope="session")
 def worker_deployment(prefect_server):
     """A process work pool with the analysis deployment on it, run from this checkout."""
-    from prefect import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-
-    from flows.analyze import analyze_video
-
-    async def create_pool() -> None:
-        async with get_client() as client:
-            await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
-
-    asyncio.run(create_pool())
-    analyze_video.from_source(source=str(ROOT), entrypoint="flows/analyze.py:analyze_video").deploy(
-        name="full-path", work_pool_name=POOL, print_next_steps=False
-    )
+    deploy_analysis(POOL, "full-path")
 
 
 @pytest.fixture
