@@ -107,7 +107,7 @@ def analyze_video(
         The content of `results.json`.
     """
     send_to_run_logs()
-    log.info("Running on %d cores", bound_threads())
+    bound_threads()
     web_app = WebAppClient.from_environment(analysis_id) if analysis_id else None
     if web_app is not None:
         web_app.attempt_started()

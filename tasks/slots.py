@@ -9,12 +9,15 @@ this process may run on, so slots side by side do not fight over cores.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tasks.config import WorkerConfig
+
+log = logging.getLogger(__name__)
 
 # Thread pools of the numerical libraries, read once when each library loads: a slot's
 # processes get them in their environment before anything is imported.
@@ -37,13 +40,15 @@ def cpu_ids() -> list[int]:
 
 
 def bound_threads() -> int:
-    """Keep PyTorch's and OpenCV's thread pools within this process's cores; returns them."""
+    """Keep PyTorch's and OpenCV's thread pools within this process's cores, and log how many
+    there are; returns them."""
     import cv2
     import torch
 
     cores = run_cores()
     torch.set_num_threads(cores)
     cv2.setNumThreads(cores)
+    log.info("Running on %d cores", cores)
     return cores
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from uuid import UUID
 
 import psutil
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from flows.worker import SlotWorkers
 from tasks.config import load_config
 from tasks.slots import THREAD_VARIABLES, HostResources, plan_slots, slot_count
-from tests.conftest import ROOT
+from tests.conftest import ROOT, deploy_analysis
 
 WORKER = load_config().worker.model_copy(
     update={
@@ -104,33 +105,36 @@ def test_the_dry_run_prints_each_slot_and_its_worker():
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2, reason="two cores")
-def test_slot_workers_poll_the_pool_pinned_to_their_cores(prefect_server, tmp_path):
-    from prefect import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
+def test_slot_workers_run_flow_runs_on_their_own_cores(prefect_server, tmp_path):
+    from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL
 
-    async def create_pool() -> None:
-        async with get_client() as client:
-            await client.create_work_pool(WorkPoolCreate(name="slots-pool", type="process"), overwrite=True)
-
-    asyncio.run(create_pool())
+    deployment = deploy_analysis("slots-pool", "slots")
     cores = sorted(os.sched_getaffinity(0))[:2]
     plan = plan_slots(HostResources(2, 64_000, None), WORKER, cores)
     environment = dict(os.environ) | {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
     workers = SlotWorkers("slots-pool", plan, WORKER, "pinned", environment=environment)
+    # An empty file: each run stops at its first step, after saying how many cores it has.
+    clip = tmp_path / "empty.mp4"
+    clip.write_bytes(b"")
     with open(tmp_path / "workers.log", "wb") as log:
         workers.start(log)
         try:
-            online = _wait_for_workers("slots-pool", 2)
-            assert sorted(online) == ["pinned-0", "pinned-1"]
+            assert sorted(_wait_for_workers("slots-pool", 2)) == ["pinned-0", "pinned-1"]
             for process, share in zip(workers.processes, plan.cores):
                 worker = psutil.Process(process.pid)
                 assert worker.cpu_affinity() == list(share)
                 assert {name: worker.environ()[name] for name in THREAD_VARIABLES} == dict.fromkeys(
                     THREAD_VARIABLES, "1"
                 )
+            runs = [run_deployment(deployment, parameters={"video_path": str(clip)}, timeout=0).id for _ in range(2)]
+            states = _wait_for_final(runs)
         finally:
             workers.stop()
+    assert states == ["FAILED", "FAILED"]
+    for run in runs:
+        lines = _log_lines(run, "Running on ")
+        assert lines == ["Running on 1 cores"], "\n".join(lines)
 
 
 def _wait_for_workers(pool: str, count: int, timeout_s: float = 120) -> list[str]:
@@ -146,4 +150,43 @@ def _wait_for_workers(pool: str, count: int, timeout_s: float = 120) -> list[str
         seen = asyncio.run(names())
         if len(seen) >= count or time.monotonic() > deadline:
             return seen
+        time.sleep(1)
+
+
+def _wait_for_final(runs: list[UUID], timeout_s: float = 300) -> list[str]:
+    """The state types of `runs` once all are final (or at the deadline)."""
+    from prefect import get_client
+
+    async def states() -> list[str]:
+        async with get_client() as client:
+            flow_runs = [await client.read_flow_run(run) for run in runs]
+        return [run.state_type.value if run.state_type else "" for run in flow_runs]
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = asyncio.run(states())
+        if all(state in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} for state in seen):
+            return seen
+        if time.monotonic() > deadline:
+            return seen
+        time.sleep(1)
+
+
+def _log_lines(run: UUID, prefix: str, timeout_s: float = 30) -> list[str]:
+    """The lines of `run`'s logs that start with `prefix`, once there are some (logs reach the
+    API in batches, possibly after the run's final state)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run])))
+            return [log.message for log in logs]
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = asyncio.run(read())
+        found = [line for line in lines if line.startswith(prefix)]
+        if found or time.monotonic() > deadline:
+            return found or lines
         time.sleep(1)
