@@ -32,7 +32,9 @@ from tasks.runlogs import send_to_run_logs
 from tasks.slots import bound_threads
 from tasks.tracking import SkierHint, SkierTrack, coverage_warning
 
-log = logging.getLogger(__name__)
+# Named, not __name__: a deployment loads this file by its path, under another module name,
+# and its lines would miss the pipeline loggers that reach the run's logs.
+log = logging.getLogger("flows.analyze")
 
 
 def _run_name() -> str:
