@@ -329,6 +329,34 @@ def served_app(app, worker_deployment, storage_backend, s3_server):
     thread.start()
     yield app, f"http://127.0.0.1:{port}"
     server.shutdown()
+    delete_unfinished_runs(POOL)
+
+
+def delete_unfinished_runs(pool: str) -> None:
+    """Delete the flow runs on `pool` that have not finished: a test's runs end with it, so the
+    next test's worker does not spend its time on a run whose web app is gone."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        WorkPoolFilter,
+        WorkPoolFilterName,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    unfinished = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
+
+    async def delete() -> None:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=unfinished))),
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+            )
+            for run in runs:
+                await client.delete_flow_run(run.id)
+
+    asyncio.run(delete())
 
 
 @pytest.fixture
