@@ -278,11 +278,17 @@ def kill_host(worker: subprocess.Popen) -> None:
 
 
 def stop_worker(worker: subprocess.Popen) -> None:
-    """Stop a worker as its service manager would (SIGTERM), then any process it left behind."""
+    """Stop a worker as its service manager would: SIGTERM, SIGKILL if it is still there a
+    minute later (a worker backs off for up to 60 s when the Prefect API does not answer),
+    then any process it left behind."""
     children = psutil.Process(worker.pid).children(recursive=True) if worker.poll() is None else []
     if worker.poll() is None:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=60)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=30)
     for child in children:
         if _alive(child):
             os.killpg(os.getpgid(child.pid), signal.SIGKILL)
