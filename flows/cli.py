@@ -334,8 +334,10 @@ def dev(port: int, prefect_port: int) -> None:
         raise KeyboardInterrupt
 
     stack = Stack.from_environment(prefect_port, port)
-    # SIGTERM (from a supervisor) stops the stack the same way Ctrl-C does.
+    # SIGTERM (from a supervisor) stops the stack the same way Ctrl-C does; SIGINT is set too,
+    # since a process started in the background of a script inherits it ignored.
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     status = 0
     try:
         stack.start(console.print)
