@@ -407,7 +407,10 @@ def worker(
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
+    # As for `poser dev`: SIGINT too, since a background start leaves it ignored (and the
+    # slots' workers, which stop themselves with SIGINT, would inherit that).
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     status = 0
     try:
         workers.start()
