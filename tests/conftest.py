@@ -31,6 +31,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("GLOG_minloglevel", "2")
+# Tests started in the background of a script inherit SIGINT ignored, and so would the Prefect
+# workers they start, which stop themselves with SIGINT on SIGTERM.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
