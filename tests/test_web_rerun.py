@@ -397,6 +397,8 @@ def test_a_run_whose_worker_died_crashes_and_its_rerun_completes_the_same_analys
             second,
         )
         analysis, _ = wait_until_done(client, analysis_id, timeout_s=400)
+        # The analysis is complete once published; the flow run finishes a moment later.
+        wait_for(lambda: read_flow_run(flow_run_id).state.is_final(), 60, "the rerun to finish", second)
     finally:
         stop_worker(second)
 
