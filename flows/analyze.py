@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.filesystems import WritableFileSystem
 from prefect.runtime import flow_run
 
 from tasks import steps
@@ -23,7 +24,7 @@ from tasks.equipment import board_instead_of_skis, board_message, sideways_messa
 from tasks.errors import PoserError
 from tasks.export import build_results
 from tasks.models import require_model
-from tasks.objects import is_remote
+from tasks.objects import is_remote, result_storage
 from tasks.pose import PoseSequence
 from tasks.progress import LogReporter, reporting_to
 from tasks.render import Still
@@ -118,14 +119,17 @@ def analyze_video(
     second_model = ["keypoints"] if config.pose.keypoint_confidence > 0 else []
     for key in ["detector", "pose", *second_model]:
         require_model(config.models, key)
+    resumable = steps.stored_in(_result_storage(output_location))
     scratch = out_dir is None
     out_dir = out_dir or str(Path(tempfile.gettempdir()) / "poser-runs" / (analysis_id or Path(video_path).stem))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
 
     with reporting_to(LogReporter(on_percent=web_app.progress) if web_app else None):
-        results = _run_steps(video_path, out_dir, trim_start_s, trim_end_s, config, resolved_device, skier_hint)
+        results = _run_steps(
+            video_path, out_dir, trim_start_s, trim_end_s, config, resolved_device, skier_hint, resumable
+        )
     if web_app is not None:
-        steps.publish(web_app, results, out_dir, output_location or out_dir)
+        resumable(steps.publish)(web_app, results, out_dir, output_location or out_dir)
         if scratch and output_location and is_remote(output_location):
             # Uploaded; a failed run keeps its files instead, for a rerun to resume from.
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -141,17 +145,19 @@ def _run_steps(
     config: AnalysisConfig,
     device: str,
     skier_hint: SkierHint | None,
+    resumable: steps.Resumable,
 ) -> dict[str, Any]:
-    """The pipeline's tasks in order; returns the exported results."""
+    """The pipeline's tasks in order; returns the exported results. The steps that write no
+    file go through `resumable`, which may keep their results where any host finds them."""
     timings: dict[str, float] = {}
     timed = _stopwatch(timings)
     if is_remote(video_path):
         with timed("fetch"):
             video_path = steps.fetch(video_path, out_dir)
     with timed("probe"):
-        info = steps.probe(video_path, trim_start_s, trim_end_s, config)
+        info = resumable(steps.probe)(video_path, trim_start_s, trim_end_s, config)
     with timed("track"):
-        skier = steps.track(info, config, device, skier_hint)
+        skier = resumable(steps.track)(info, config, device, skier_hint)
     warnings = list(skier.warnings)
     results_of = functools.partial(build_results, info=info, config=config, device=device, skier=skier, timings=timings)
 
@@ -172,15 +178,15 @@ def _run_steps(
     if partial is not None:
         warnings.append(partial)
     with timed("pose"):
-        raw = steps.pose(info, skier, config, device)
+        raw = resumable(steps.pose)(info, skier, config, device)
     with timed("smooth"):
-        smoothed = steps.smooth(raw, config)
+        smoothed = resumable(steps.smooth)(raw, config)
     sideways = sideways_share(smoothed.image_xy, config.tracking.sideways_max_ratio)
     if sideways >= config.tracking.sideways_min_fraction:
         return unscored(sideways_message(sideways), smoothed)
     with timed("metrics"):
-        technique = steps.metrics(smoothed, config)
-        findings = steps.findings(smoothed, technique, config)
+        technique = resumable(steps.metrics)(smoothed, config)
+        findings = resumable(steps.findings)(smoothed, technique, config)
     # The moment of each finding is saved as a still while the overlay is drawn.
     stills = tuple(
         Still(finding["frame"], finding["still"], f"{finding['rank']}. {finding['title']}")
@@ -207,6 +213,12 @@ def _run_steps(
         findings=findings,
     )
     return steps.export(results, skier, smoothed, technique, out_dir)
+
+
+def _result_storage(output_location: str | None) -> WritableFileSystem | None:
+    """Where the steps' results are kept: in the outputs' bucket when those go to S3, so that
+    a rerun on another host resumes; None (Prefect's local storage) otherwise."""
+    return result_storage(beside=output_location) if output_location and is_remote(output_location) else None
 
 
 def _outputs(*kinds: ArtifactKind) -> dict[str, str]:

@@ -6,7 +6,9 @@ window, the configuration, the device, the skier hint, where the outputs go). In
 follow from those within one flow run (the skier's track, the pose, the metrics, the results)
 are left out, so nothing large is hashed and the key does not depend on how an array is laid
 out in memory. The flow run is part of the key: a run retried, or rerun from the Prefect UI,
-finds the steps it completed; another run of the same clip computes them again.
+finds the steps it completed; another run of the same clip computes them again. Keys are paths
+in the result storage, one folder per analysis (or flow run), so that a run's results can be
+deleted together.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect.context import TaskRunContext
+from prefect.runtime import flow_run
 
 from tasks.config import AnalysisConfig
+from tasks.contract import task_results_key_prefix
 from tasks.video import VideoInfo
 
 CacheKeyFn = Callable[[TaskRunContext, dict[str, Any]], str]
@@ -34,16 +38,25 @@ def step_key(*inputs: str) -> CacheKeyFn:
         inputs: Names of the step's parameters that go into the key.
 
     Returns:
-        A function of the task run's context and parameters, giving the hex sha256 key.
+        A function of the task run's context and parameters, giving the key: the hex sha256
+        of those, in the folder of the flow run's results (`results_folder`).
     """
 
     def key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
         task = context.task
-        parts = [task.name, _source_digest(task.fn), str(context.task_run.flow_run_id)]
+        flow_run_id = str(context.task_run.flow_run_id)
+        parts = [task.name, _source_digest(task.fn), flow_run_id]
         parts += [f"{name}={fingerprint(parameters.get(name))}" for name in inputs]
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        return f"{results_folder(flow_run_id, flow_run.parameters.get('analysis_id'))}/{digest}"
 
     return key
+
+
+def results_folder(flow_run_id: str, analysis_id: str | None) -> str:
+    """Where a flow run's step results are kept, within the result storage: with the web
+    app's analysis (deleting the analysis deletes them), or in a folder of the run's own."""
+    return task_results_key_prefix(analysis_id) if analysis_id else f"runs/{flow_run_id}"
 
 
 def fingerprint(value: Any) -> str:

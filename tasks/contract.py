@@ -97,6 +97,12 @@ def outputs_key_prefix(analysis_id: str) -> str:
     return f"analyses/{analysis_id}/outputs"
 
 
+def task_results_key_prefix(analysis_id: str) -> str:
+    """The storage key under which the Prefect results of an analysis's steps are kept (with
+    its outputs: deleting the analysis deletes them), without a trailing slash."""
+    return f"analyses/{analysis_id}/task-results"
+
+
 def still_kind(rank: int) -> ArtifactKind:
     """The output kind of the still of the finding ranked `rank` (from 1)."""
     return ArtifactKind(f"finding_{rank}")

@@ -1,4 +1,5 @@
-"""Reading the input clip from, and writing outputs to, S3 (any endpoint) on a worker.
+"""Reading the input clip from, and writing outputs and task results to, S3 (any endpoint) on
+a worker.
 
 Locations are `s3://BUCKET/KEY`. The endpoint comes from `POSER_S3_ENDPOINT_URL` (unset: AWS),
 credentials and region from the usual AWS environment variables.
@@ -6,11 +7,16 @@ credentials and region from the usual AWS environment variables.
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from tasks.files import atomic_path
+
+if TYPE_CHECKING:
+    from prefect_aws import S3Bucket
 
 REMOTE_SCHEME = "s3://"
 
@@ -36,6 +42,34 @@ def upload(path: Path, location: str) -> None:
     _client().upload_file(str(path), bucket, key, ExtraArgs=extra)
 
 
+def result_storage(beside: str) -> S3Bucket:
+    """Prefect result storage in the bucket of the location `beside`: a saved `prefect-aws` S3
+    bucket block, `poser-results-BUCKET` in the Prefect UI, on the endpoint and with the
+    credentials of the clip and the outputs (from this worker's environment; the block holds
+    no secret). It is created, or updated, from those settings when they differ."""
+    from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
+
+    bucket, _ = _split(beside)
+    name = "poser-results-" + bucket.replace(".", "-")
+    with contextlib.suppress(ValueError):  # not saved yet
+        saved = cast("S3Bucket", S3Bucket.load(name))  # a sync call: this runs in a sync flow
+        if _same_place(saved, bucket):
+            return saved
+    credentials = AwsCredentials(
+        region_name=_region(), aws_client_parameters=AwsClientParameters(endpoint_url=_endpoint_url())
+    )
+    storage = S3Bucket(bucket_name=bucket, credentials=credentials)
+    storage.save(name, overwrite=True)
+    return storage
+
+
+def _same_place(storage: S3Bucket, bucket: str) -> bool:
+    credentials = storage.credentials
+    return (storage.bucket_name, storage.bucket_folder, credentials.region_name) == (bucket, "", _region()) and (
+        credentials.aws_client_parameters.endpoint_url == _endpoint_url()
+    )
+
+
 def _split(location: str) -> tuple[str, str]:
     bucket, _, key = location[len(REMOTE_SCHEME) :].partition("/")
     if not bucket or not key:
@@ -46,8 +80,12 @@ def _split(location: str) -> tuple[str, str]:
 def _client():
     import boto3
 
-    return boto3.client(
-        "s3",
-        endpoint_url=os.environ.get("POSER_S3_ENDPOINT_URL") or None,
-        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-    )
+    return boto3.client("s3", endpoint_url=_endpoint_url(), region_name=_region())
+
+
+def _endpoint_url() -> str | None:
+    return os.environ.get("POSER_S3_ENDPOINT_URL") or None
+
+
+def _region() -> str:
+    return os.environ.get("AWS_DEFAULT_REGION", "us-east-1")

@@ -3,20 +3,22 @@
 Results are persisted under an explicit cache key per step (`tasks/caching.py`: the step, its
 source, the flow run, and the clip's sha256 and trim, the configuration and the other inputs
 that identify the analysis), so a flow run that is retried, or rerun from the Prefect UI,
-resumes after its last completed step. A step that fails unexpectedly is tried again after 5,
-then 10 seconds; errors meant for the user (`PoserError`) are never retried.
+resumes after its last completed step. Where the outputs go to S3, the results go there too
+(`stored_in`), so that the rerun resumes on any worker host. A step that fails unexpectedly is
+tried again after 5, then 10 seconds; errors meant for the user (`PoserError`) are never retried.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 from prefect import Task, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import TaskRun
+from prefect.filesystems import WritableFileSystem
 from prefect.states import State
 from prefect.tasks import exponential_backoff
 
@@ -72,6 +74,26 @@ def _step(name: str, cache_key_fn: CacheKeyFn) -> Callable[[Callable[P, R]], Tas
         retry_condition_fn=_retry_unless_user_error,
         persist_result=True,
     )
+
+
+class Resumable(Protocol):
+    """A step, its result persisted where a rerun looks for it."""
+
+    def __call__(self, step: Task[P, R], /) -> Task[P, R]: ...
+
+
+def stored_in(storage: WritableFileSystem | None) -> Resumable:
+    """A step with its result persisted in `storage` (Prefect's local storage when None).
+
+    Only for steps whose results hold no path to a file they wrote: those files stay on the
+    host that wrote them, and so do the results of `fetch`, `render` and `export`, which a
+    rerun on another host computes again.
+    """
+
+    def resumable(step: Task[P, R], /) -> Task[P, R]:
+        return step if storage is None else step.with_options(result_storage=storage)
+
+    return resumable
 
 
 @_step("probe", step_key("video_path", "trim_start_s", "trim_end_s", "config"))

@@ -3,8 +3,9 @@
 The web app's retry endpoint reschedules a failed analysis's flow run as the Prefect UI does.
 The full path runs on a Prefect server on PostgreSQL, as in production, with the crash
 detection automation installed: a worker is killed mid-analysis, its run is marked Crashed once
-its heartbeats stop, the analysis fails, and a rerun on a new worker resumes from the last
-completed step and completes the same analysis once.
+its heartbeats stop, the analysis fails, and a rerun on another worker host (its own disk)
+resumes from the last completed step, whose result is in the outputs' S3 bucket, and completes
+the same analysis once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import psutil
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import INDOOR, ROOT, WORKER_SECRET, free_port
+from tasks.contract import task_results_key_prefix
+from tests.conftest import INDOOR, ROOT, S3_BUCKET, WORKER_SECRET, free_port
 from tests.test_web_analyses import create, upload
 from tests.test_web_full_path import submit, wait_until_done
 from tests.webutil import read_flow_run, sign_in, write_headers
@@ -214,9 +216,10 @@ def postgres_prefect(tmp_path_factory):
 
 
 @pytest.fixture
-def rerun_stack(app, postgres_prefect, tmp_path):
+def rerun_stack(app, postgres_prefect, s3_server):
     """The Postgres-backed Prefect server in use (this test only), with crash detection, a
-    process pool with the analysis deployment, and the web app served on a real port."""
+    process pool with the analysis deployment, and the web app served on a real port, storing
+    objects in S3."""
     from prefect import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -237,26 +240,37 @@ def rerun_stack(app, postgres_prefect, tmp_path):
             job_variables={"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S)}},
         )
         install(CrashDetection(heartbeat_s=HEARTBEAT_S, missed_heartbeats=MISSED_HEARTBEATS))
-        app.config.update(INTERNAL_SECRET=WORKER_SECRET, ANALYSIS_DEPLOYMENT=DEPLOYMENT, SESSION_COOKIE_SECURE=False)
+        app.config.update(
+            INTERNAL_SECRET=WORKER_SECRET,
+            ANALYSIS_DEPLOYMENT=DEPLOYMENT,
+            SESSION_COOKIE_SECURE=False,
+            STORAGE_BACKEND="s3",
+            S3_BUCKET=S3_BUCKET,
+            S3_ENDPOINT_URL=s3_server,
+        )
         server = make_server("127.0.0.1", free_port(), app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         yield app, f"http://127.0.0.1:{server.server_port}", postgres_prefect
         server.shutdown()
 
 
-def start_worker(web_url: str, api_url: str, folder, name: str) -> subprocess.Popen:
-    """A process worker on the pool; every worker shares one result storage, as hosts share
-    a bucket, so a rerun finds the results its first attempt persisted."""
+def start_worker(web_url: str, api_url: str, s3_endpoint: str, folder, name: str) -> subprocess.Popen:
+    """A process worker on the pool, as on a host of its own: its Prefect home, local result
+    storage and temporary files in `folder / name`; only S3 is shared."""
+    host = folder / name
+    (host / "tmp").mkdir(parents=True)
     environment = os.environ.copy() | {
         "POSER_WEBAPP_URL": web_url,
         "POSER_INTERNAL_SECRET": WORKER_SECRET,
+        "POSER_S3_ENDPOINT_URL": s3_endpoint,
+        "TMPDIR": str(host / "tmp"),
         "PREFECT_API_URL": api_url,
-        "PREFECT_HOME": str(folder / "prefect-home"),
-        "PREFECT_LOCAL_STORAGE_PATH": str(folder / "results"),
+        "PREFECT_HOME": str(host / "prefect-home"),
+        "PREFECT_LOCAL_STORAGE_PATH": str(host / "results"),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "1",
     }
-    log = open(folder / f"{name}.log", "w")
+    log = open(host / "worker.log", "w")
     return subprocess.Popen(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--name", name, "--limit", "1"],
         env=environment,
@@ -331,6 +345,13 @@ def flow_run_history(flow_run_id: str) -> list[tuple[str, str]]:
     return [(state.type.value, state.name) for state in sorted(asyncio.run(read()), key=lambda s: s.timestamp)]
 
 
+def s3_keys(endpoint: str, prefix: str) -> list[str]:
+    import boto3
+
+    listing = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket=S3_BUCKET, Prefix=prefix + "/")
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
 def task_run_states(flow_run_id: str) -> dict[str, list[str]]:
     """The state name of each task run of the flow run, by task name, oldest first."""
     from prefect import get_client
@@ -353,8 +374,8 @@ def task_run_states(flow_run_id: str) -> dict[str, list[str]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("app", ["sqlite"], indirect=True)
-def test_a_run_whose_worker_died_crashes_and_its_rerun_completes_the_same_analysis(
-    rerun_stack, smtp_sink, media, tmp_path
+def test_a_run_whose_worker_died_crashes_and_its_rerun_on_another_host_completes_the_same_analysis(
+    rerun_stack, s3_server, smtp_sink, media, tmp_path
 ):
     from prefect.states import Scheduled
 
@@ -362,7 +383,7 @@ def test_a_run_whose_worker_died_crashes_and_its_rerun_completes_the_same_analys
     from webapp.models import Artifact
 
     app, web_url, api_url = rerun_stack
-    first = start_worker(web_url, api_url, tmp_path, "first")
+    first = start_worker(web_url, api_url, s3_server, tmp_path, "host-a")
     try:
         client, analysis_id = submit(app, smtp_sink, INDOOR.read_bytes())
         wait_for(lambda: analysis_row(app, analysis_id).step == "pose", 400, "the pose step", first, every_s=0.2)
@@ -386,7 +407,7 @@ def test_a_run_whose_worker_died_crashes_and_its_rerun_completes_the_same_analys
     failed = client.get(f"/api/analyses/{analysis_id}").json["analysis"]
     assert failed["status"] == "failed" and "stopped unexpectedly" in failed["error"]
 
-    second = start_worker(web_url, api_url, tmp_path, "second")
+    second = start_worker(web_url, api_url, s3_server, tmp_path, "host-b")
     try:
         # What the Prefect UI's Retry sends.
         set_flow_run_state(flow_run_id, Scheduled(name="AwaitingRetry", message="Retry from the UI"))
@@ -421,6 +442,9 @@ def test_a_run_whose_worker_died_crashes_and_its_rerun_completes_the_same_analys
         60,
         "the task runs to be recorded",
     )
-    for step in ("probe", "detect-and-track"):
-        assert tasks[step] == ["Completed", "Cached"], tasks  # computed once, read back on the rerun
+    assert tasks["detect-and-track"] == ["Completed", "Cached"], tasks  # computed once, read back from S3
     assert tasks["pose"][-1] == "Completed" and "Cached" not in tasks["pose"], tasks
+    # Host B downloads the clip to its own disk, so it probes that file again.
+    assert tasks["fetch"] == tasks["probe"] == ["Completed", "Completed"], tasks
+    # One result per step but fetch, render and export (host B's files), and both probes.
+    assert len(s3_keys(s3_server, task_results_key_prefix(analysis_id))) == 8
