@@ -15,7 +15,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import ARTIFACTS, INDOOR, PISTE, WORKER_SECRET, free_port, screenshots
-from tests.webutil import mail_text, sign_in_with_browser
+from tests.webutil import create_partner, mail_text, sign_in_with_browser
 
 pytestmark = pytest.mark.slow
 
@@ -164,22 +164,7 @@ def partner_site(served_app, tmp_path):
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html").write_text(PARTNER_PAGE.replace("{app}", base))
     port = free_port()
-    result = app.test_cli_runner().invoke(
-        args=[
-            "partners",
-            "create",
-            "alpine-school",
-            "--name",
-            "Alpine School",
-            "--domain",
-            f"127.0.0.1:{port}",
-            "--owner",
-            "owner@alpine.example",
-            "--max-trim-s",
-            "8",
-        ]
-    )
-    assert result.exit_code == 0, result.output
+    create_partner(app, "alpine-school", f"127.0.0.1:{port}", "--max-trim-s", "8")
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -260,20 +245,7 @@ def test_a_visitor_uses_the_widget_on_a_partners_site(
 
 def test_a_partner_owner_edits_their_site_settings(served_app, smtp_sink, browser_page):
     app, base = served_app
-    result = app.test_cli_runner().invoke(
-        args=[
-            "partners",
-            "create",
-            "alpine-school",
-            "--name",
-            "Alpine School",
-            "--domain",
-            "alpine.example",
-            "--owner",
-            "owner@alpine.example",
-        ]
-    )
-    assert result.exit_code == 0, result.output
+    create_partner(app)
     page = browser_page
     sign_in_with_browser(page, base, smtp_sink, "owner@alpine.example", then="/partners")
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.webutil import mail_text, read_flow_run
+from tests.webutil import create_partner, mail_text, read_flow_run
 from webapp.db import db
 from webapp.models import Analysis, EmbedToken, User, utcnow
 
@@ -22,26 +22,9 @@ SECRET = "embed-test-secret"
 
 
 @pytest.fixture
-def partner(app, runner):
+def partner(app):
     app.config["INTERNAL_SECRET"] = SECRET
-    result = runner.invoke(
-        args=[
-            "partners",
-            "create",
-            SLUG,
-            "--name",
-            "Alpine School",
-            "--domain",
-            "alpine.example",
-            "--owner",
-            "owner@alpine.example",
-            "--max-upload-mb",
-            "1",
-            "--max-trim-s",
-            "30",
-        ]
-    )
-    assert result.exit_code == 0, result.output
+    create_partner(app, SLUG, "alpine.example", "--max-upload-mb", "1", "--max-trim-s", "30")
     return SLUG
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.test_findings import findings_of, make_run, per_side
-from tests.webutil import https_client, mail_text, sign_in, write_headers
+from tests.webutil import create_partner, https_client, mail_text, sign_in, write_headers
 from webapp.db import db
 from webapp.models import Analysis
 
@@ -224,20 +224,7 @@ def test_the_widget_card_shows_the_top_finding(app, client, smtp_sink, analysis_
     from tests.test_web_embed import SLUG, confirm, submitted_and_mailed, visitor
 
     app.config["INTERNAL_SECRET"] = EMBED_SECRET
-    result = app.test_cli_runner().invoke(
-        args=[
-            "partners",
-            "create",
-            SLUG,
-            "--name",
-            "Alpine School",
-            "--domain",
-            "alpine.example",
-            "--owner",
-            "owner@alpine.example",
-        ]
-    )
-    assert result.exit_code == 0, result.output
+    create_partner(app, SLUG)
     answer, link = submitted_and_mailed(client, smtp_sink)
     confirm(client, link)
     results = results_for(WEAK_LEFT)
@@ -261,19 +248,7 @@ def test_the_ready_email_gives_the_mean_of_the_turns_when_they_are_too_few_for_t
     from tests.test_web_embed import SLUG, confirm, submitted_and_mailed
 
     app.config["INTERNAL_SECRET"] = EMBED_SECRET
-    app.test_cli_runner().invoke(
-        args=[
-            "partners",
-            "create",
-            SLUG,
-            "--name",
-            "Alpine School",
-            "--domain",
-            "alpine.example",
-            "--owner",
-            "owner@alpine.example",
-        ]
-    )
+    create_partner(app, SLUG)
     answer, link = submitted_and_mailed(client, smtp_sink)
     confirm(client, link)
     short = [

@@ -15,7 +15,7 @@ import json
 import pytest
 
 from tests.test_web_embed import ORIGIN, SLUG, put_clip, submit
-from tests.webutil import sign_in, write_headers
+from tests.webutil import create_partner, sign_in, write_headers
 
 SECRET = "malformed-test-secret"
 
@@ -204,20 +204,7 @@ def setting(app, client, smtp_sink):
         UPLOADS_PER_USER=10**6,
         UPLOAD_BYTES_PER_USER=10**15,
     )
-    result = app.test_cli_runner().invoke(
-        args=[
-            "partners",
-            "create",
-            SLUG,
-            "--name",
-            "Alpine School",
-            "--domain",
-            "alpine.example",
-            "--owner",
-            "owner@alpine.example",
-        ]
-    )
-    assert result.exit_code == 0, result.output
+    create_partner(app, SLUG)
     sign_in(client, smtp_sink, "owner@alpine.example")
     csrf = write_headers(client)
     created = client.post(

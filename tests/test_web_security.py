@@ -38,7 +38,7 @@ from tests.test_web_embed import (
     put_clip,
     submit,
 )
-from tests.webutil import EMAIL, https_client, mail_text, request_code, sign_in, write_headers
+from tests.webutil import EMAIL, create_partner, https_client, mail_text, request_code, sign_in, write_headers
 from webapp import create_app
 from webapp.config import ConfigurationError
 from webapp.db import db
@@ -480,24 +480,7 @@ def proxied_app(tmp_path, smtp_sink):
 )
 def test_emailed_links_ignore_the_host_header(proxied_app, smtp_sink, analysis_deployment, forged):
     client = https_client(proxied_app)
-    assert (
-        proxied_app.test_cli_runner()
-        .invoke(
-            args=[
-                "partners",
-                "create",
-                SLUG,
-                "--name",
-                "Alpine School",
-                "--domain",
-                "alpine.example",
-                "--owner",
-                "owner@alpine.example",
-            ]
-        )
-        .exit_code
-        == 0
-    )
+    create_partner(proxied_app, SLUG)
     headers = {"Origin": ORIGIN} | forged.get("headers", {})
     options = {"base_url": forged["base_url"]} if "base_url" in forged else {}
     answer = client.post(
@@ -682,24 +665,7 @@ def gunicorn_sign_in(client: httpx.Client, smtp_sink, email: str) -> dict:
 
 def partner_owner(app, client, smtp_sink) -> dict:
     """Sign `client` in as the owner of a partner; returns the CSRF header."""
-    assert (
-        app.test_cli_runner()
-        .invoke(
-            args=[
-                "partners",
-                "create",
-                "school",
-                "--name",
-                "School",
-                "--domain",
-                "school.example",
-                "--owner",
-                "owner@school.example",
-            ]
-        )
-        .exit_code
-        == 0
-    )
+    create_partner(app, "school", "school.example", name="School", owner="owner@school.example")
     sign_in(client, smtp_sink, "owner@school.example")
     return write_headers(client)
 

@@ -8,6 +8,21 @@ import re
 EMAIL = "skier@example.com"
 
 
+def create_partner(
+    app,
+    slug: str = "alpine-school",
+    domain: str = "alpine.example",
+    *options: str,
+    name: str = "Alpine School",
+    owner: str = "owner@alpine.example",
+) -> None:
+    """Register a partner with the `partners create` command, as an operator does; `options`
+    are the command's further flags (limits)."""
+    args = ["partners", "create", slug, "--name", name, "--domain", domain, "--owner", owner, *options]
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 0, result.output
+
+
 def https_client(app):
     """A test client speaking HTTPS, as the session cookie is Secure."""
     client = app.test_client()
