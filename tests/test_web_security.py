@@ -634,11 +634,7 @@ def test_a_300_mb_body_leaves_the_workers_small(gunicorn_app, chunked):
 def test_the_local_upload_link_takes_no_more_than_the_signed_size(gunicorn_app, smtp_sink):
     with client_from("127.0.3.40", gunicorn_app.base) as client:
         csrf = gunicorn_sign_in(client, smtp_sink, "big@example.com")
-        created = client.post(
-            "/api/analyses/create-upload",
-            headers=csrf,
-            json={"filename": "run.mp4", "content_type": "video/mp4", "size": 1000},
-        ).json()
+        created = gunicorn_create_upload(client, csrf, size=1000)
     upload = created["upload"]
     headers = "".join(f"{name}: {value}\r\n" for name, value in upload["headers"].items())
     head = (
@@ -649,6 +645,12 @@ def test_the_local_upload_link_takes_no_more_than_the_signed_size(gunicorn_app, 
     assert status == 413
     folder = Path(gunicorn_app.environment["POSER_STORAGE_ROOT"]) / "uploads" / created["analysis"]["id"]
     assert not folder.exists() or not any(folder.iterdir())
+
+
+def gunicorn_create_upload(client: httpx.Client, csrf: dict, size: int = len(CLIP)) -> dict:
+    """Create an analysis with an upload link through the served app; returns the answer."""
+    payload = {"filename": "run.mp4", "content_type": "video/mp4", "size": size}
+    return client.post("/api/analyses/create-upload", headers=csrf, json=payload).json()
 
 
 def gunicorn_sign_in(client: httpx.Client, smtp_sink, email: str) -> dict:
@@ -810,11 +812,7 @@ def test_an_upload_link_is_used_once(app, client, smtp_sink, analysis_deployment
 def test_parallel_uploads_on_one_link_keep_exactly_one(gunicorn_app, smtp_sink):
     with client_from("127.0.3.50", gunicorn_app.base) as client:
         csrf = gunicorn_sign_in(client, smtp_sink, "parallel-upload@example.com")
-        created = client.post(
-            "/api/analyses/create-upload",
-            headers=csrf,
-            json={"filename": "run.mp4", "content_type": "video/mp4", "size": len(CLIP)},
-        ).json()
+        created = gunicorn_create_upload(client, csrf)
     upload = created["upload"]
     bodies = [bytes([i]) * len(CLIP) for i in range(6)]
     answers = parallel(
@@ -854,11 +852,7 @@ def test_a_replayed_s3_upload_cannot_change_the_analysed_clip(app, client, smtp_
 def test_tokens_stay_out_of_the_access_log(gunicorn_app, smtp_sink):
     with client_from("127.0.3.60", gunicorn_app.base) as client:
         csrf = gunicorn_sign_in(client, smtp_sink, "log@example.com")
-        created = client.post(
-            "/api/analyses/create-upload",
-            headers=csrf,
-            json={"filename": "run.mp4", "content_type": "video/mp4", "size": len(CLIP)},
-        ).json()
+        created = gunicorn_create_upload(client, csrf)
         upload = created["upload"]
         assert client.put(urlsplit(upload["url"]).path, content=CLIP, headers=upload["headers"]).status_code == 200
         client.get("/results/results-token-abc", headers={"Referer": f"{gunicorn_app.base}/results/referred-token-xyz"})
