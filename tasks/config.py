@@ -88,6 +88,7 @@ class PoseConfig(_Section):
         ],
         ...,
     ] = Field(min_length=1)
+    keypoint_views_per_frame: int = Field(ge=0)
     workers: int = Field(ge=1)
     chunk_s: float = Field(gt=0)
 

@@ -67,6 +67,67 @@ def views_of(config: PoseConfig) -> tuple[View, ...]:
     return tuple(View(shift=(x, y), scale=scale, mirrored=mirrored) for x, y, scale, mirrored in config.keypoint_views)
 
 
+def views_of_frame(source_index: int, view_count: int, per_frame: int) -> tuple[int, ...]:
+    """The numbers of the views the second model sees in one frame.
+
+    With `per_frame` below `view_count` the views take turns: frame `i` gets views
+    `i * per_frame`, `i * per_frame + 1`, ... (modulo `view_count`), so that every view
+    comes round once every `view_count / per_frame` frames (`interpolate_views` fills in
+    the others). The turn follows the frame's index in the source clip, not
+    in the analysed window, so a trimmed clip gives each frame the views it had untrimmed.
+
+    Args:
+        source_index: The frame's index from the start of the clip.
+        view_count: How many views are configured.
+        per_frame: Views per frame; 0 or at least `view_count` means all of them.
+
+    Returns:
+        View numbers in increasing order.
+    """
+    if per_frame <= 0 or per_frame >= view_count:
+        return tuple(range(view_count))
+    first = source_index * per_frame
+    return tuple(sorted((first + offset) % view_count for offset in range(per_frame)))
+
+
+def interpolate_views(
+    xy: np.ndarray, confidence: np.ndarray, ran: np.ndarray, max_gap: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each view's points in the frames it was not run on, from its runs on either side.
+
+    With the views taking turns (`views_of_frame`), a frame's mean of only its own views
+    would change with the views' own small biases from frame to frame; filled in, every
+    frame averages all of them. A point and its confidence are interpolated linearly in
+    frame number between the view's nearest runs, where these are at most `max_gap` frames
+    apart and both found the point; elsewhere they stay NaN and 0.
+
+    Args:
+        xy: `(frames, views, points, 2)` positions, NaN where not found or not run.
+        confidence: `(frames, views, points)`.
+        ran: `(frames, views)` which views were run on which frames.
+        max_gap: Longest span, in frames, between two runs of a view that is filled.
+
+    Returns:
+        New positions and confidences; the frames without any run are left as they are.
+    """
+    xy, confidence = xy.copy(), confidence.copy()
+    targets = np.flatnonzero(ran.any(axis=1))
+    for view in range(ran.shape[1]):
+        runs = np.flatnonzero(ran[:, view])
+        missing = targets[~ran[targets, view]]
+        after = np.searchsorted(runs, missing)
+        inside = (after > 0) & (after < len(runs))
+        missing, after = missing[inside], after[inside]
+        before, after = runs[after - 1], runs[after]
+        close = after - before <= max_gap
+        missing, before, after = missing[close], before[close], after[close]
+        weight = ((missing - before) / (after - before))[:, None]
+        xy[missing, view] = (1 - weight[..., None]) * xy[before, view] + weight[..., None] * xy[after, view]
+        confidence[missing, view] = (1 - weight) * confidence[before, view] + weight * confidence[after, view]
+        confidence[missing, view] = np.where(np.isnan(xy[missing, view, :, 0]), 0.0, confidence[missing, view])
+    return xy, confidence
+
+
 def load_keypoint_model(model_path: Path, imgsz: int, device: str) -> KeypointModel:
     """The YOLO pose checkpoint at `model_path` as a function of a batch of RGB crops.
 

@@ -15,7 +15,17 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from tasks.config import PoseConfig
-from tasks.keypoints import SHARED, SHARED_LANDMARKS, KeypointModel, View, fuse_keypoints, unmirror, views_of
+from tasks.keypoints import (
+    SHARED,
+    SHARED_LANDMARKS,
+    KeypointModel,
+    View,
+    fuse_keypoints,
+    interpolate_views,
+    unmirror,
+    views_of,
+    views_of_frame,
+)
 from tasks.landmarks import LANDMARK_COUNT
 from tasks.progress import ProgressCallback
 from tasks.series import fill_short_gaps, runs_of
@@ -103,8 +113,8 @@ def estimate_pose(
     landmarker tracks the pose from frame to frame; at a chunk's first frame it finds it
     again, in a crop that still centres on the skier. Crops reach their worker one by one,
     so it starts on a chunk as soon as its first frame is decoded. The second model runs on
-    this thread, on each of its views of the crop (`tasks.keypoints.views_of`), in batches,
-    while the landmarkers work.
+    this thread, on each frame's views of the crop (`tasks.keypoints.views_of_frame`), in
+    batches, while the landmarkers work; views a frame did not get are interpolated.
 
     Args:
         info: The probed clip.
@@ -123,7 +133,14 @@ def estimate_pose(
     # A worker's queue holds up to a chunk, so the others get theirs while it catches up.
     queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=_chunk_frames(info, config)) for _ in range(config.workers)]
     second = (
-        _SecondOpinion(keypoint_model, info.frames_in_trim, views_of(config), config.crop_size)
+        _SecondOpinion(
+            keypoint_model,
+            info.frames_in_trim,
+            views_of(config),
+            config.keypoint_views_per_frame,
+            config.crop_size,
+            info.fps,
+        )
         if keypoint_model
         else None
     )
@@ -148,7 +165,8 @@ def estimate_pose(
     if second is None:
         return pose
     second.flush()
-    fused, views = fuse_keypoints(pose.image_xy, second.xy, second.confidence, config.keypoint_confidence)
+    xy, confidence = second.filled(windows)
+    fused, views = fuse_keypoints(pose.image_xy, xy, confidence, config.keypoint_confidence)
     return replace(
         pose, image_xy=fused, keypoint_views=views, mediapipe_shared=pose.image_xy[:, SHARED_LANDMARKS].copy()
     )
@@ -179,22 +197,30 @@ class _Progress:
 
 
 class _SecondOpinion:
-    """Runs the second keypoint model on each view of the crops, in batches; holds its points
-    in frame pixels, `(frames, views, len(SHARED), 2)`, and their confidences."""
+    """Runs the second keypoint model on each frame's views of the crops (`views_of_frame`),
+    in batches; holds its points in frame pixels, `(frames, views, len(SHARED), 2)`, and
+    their confidences, NaN and 0 for the views a frame did not get."""
 
     _BATCH = 8
 
-    def __init__(self, model: KeypointModel, frames: int, views: tuple[View, ...], crop_size: int) -> None:
+    def __init__(
+        self, model: KeypointModel, frames: int, views: tuple[View, ...], per_frame: int, crop_size: int, fps: float
+    ) -> None:
         self._model = model
         self._views = views
+        self._per_frame = per_frame
         self._crop_size = crop_size
+        self._fps = fps
         self._batch: list[tuple[int, int, np.ndarray, tuple[float, float], float]] = []
         self.xy = np.full((frames, len(views), len(SHARED), 2), np.nan)
         self.confidence = np.zeros((frames, len(views), len(SHARED)))
+        self.ran = np.zeros((frames, len(views)), dtype=bool)
 
     def add(self, crop: _Crop, image: np.ndarray, window: np.ndarray) -> None:
-        index, _, plain, origin, side = crop
-        for number, view in enumerate(self._views):
+        index, time_s, plain, origin, side = crop
+        source_index = round(time_s * self._fps)
+        for number in views_of_frame(source_index, len(self._views), self._per_frame):
+            view = self._views[number]
             if view.scale == 1 and view.shift == (0, 0):
                 cut, cut_origin, cut_side = plain, origin, side
             else:
@@ -202,6 +228,7 @@ class _SecondOpinion:
             if view.mirrored:
                 cut = np.ascontiguousarray(cut[:, ::-1])
             self._batch.append((index, number, cut, cut_origin, cut_side))
+            self.ran[index, number] = True
         if len(self._batch) >= self._BATCH:
             self.flush()
 
@@ -215,6 +242,18 @@ class _SecondOpinion:
             self.xy[index, number] = np.asarray(origin) + points * side
             self.confidence[index, number] = certainty
         self._batch = []
+
+    def filled(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The points and confidences with the views each frame did not get interpolated
+        (`interpolate_views`) across one turn of the views. They are interpolated relative
+        to the frames' crop windows, which follow the skier across the picture."""
+        if self.ran.all(axis=1)[self.ran.any(axis=1)].all():
+            return self.xy, self.confidence
+        turn = -(-len(self._views) // self._per_frame)
+        corner = windows[:, None, None, :2] - windows[:, None, None, 2:] / 2
+        side = windows[:, None, None, 2:]
+        xy, confidence = interpolate_views((self.xy - corner) / side, self.confidence, self.ran, turn)
+        return corner + xy * side, confidence
 
 
 def _chunk_frames(info: VideoInfo, config: PoseConfig) -> int:

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 
 from tasks.config import load_config
-from tasks.keypoints import SHARED, SHARED_LANDMARKS, View, fuse_keypoints, unmirror, views_of
+from tasks.keypoints import (
+    SHARED,
+    SHARED_LANDMARKS,
+    View,
+    fuse_keypoints,
+    interpolate_views,
+    unmirror,
+    views_of,
+    views_of_frame,
+)
 from tasks.landmarks import INDEX, LANDMARK_COUNT
 
 NAN = np.nan
@@ -102,6 +111,76 @@ def test_views_out_of_range_are_refused(views):
 
     with pytest.raises(ConfigError, match="keypoint_views"):
         load_config(overrides={"pose": {"keypoint_views": views}})
+
+
+@pytest.mark.parametrize(
+    ("source_index", "view_count", "per_frame", "expected", "why"),
+    [
+        (7, 12, 0, tuple(range(12)), "0 means every view"),
+        (7, 12, 12, tuple(range(12)), "as many as there are views means every view"),
+        (7, 3, 5, (0, 1, 2), "more than there are views means every view"),
+        (0, 12, 3, (0, 1, 2), "the first frame starts at the first view"),
+        (1, 12, 3, (3, 4, 5), "the next frame takes the next views"),
+        (3, 12, 3, (9, 10, 11), "the last turn ends at the last view"),
+        (4, 12, 3, (0, 1, 2), "the turns come round"),
+        (101, 12, 3, (3, 4, 5), "the turn follows the index in the source clip"),
+        (2, 5, 2, (0, 4), "a view count the turns do not divide wraps within a frame"),
+        (5, 12, 1, (5,), "one view a frame"),
+    ],
+)
+def test_views_of_frame(source_index, view_count, per_frame, expected, why):
+    assert views_of_frame(source_index, view_count, per_frame) == expected, why
+
+
+def test_every_view_comes_round_equally_often():
+    counts = np.zeros(12, dtype=int)
+    for index in range(40):
+        counts[list(views_of_frame(index, 12, 3))] += 1
+    assert (counts == 10).all()
+
+
+def one_view_series(values: list[float], confidences: list[float]):
+    """View 1 of two over frames (view 0 runs on every frame); NaN values mark frames the view
+    was not run on, `None` ones frames it ran on but found nothing."""
+    frames = len(values)
+    xy = np.full((frames, 2, 1, 2), NAN)
+    confidence = np.zeros((frames, 2, 1))
+    ran = np.zeros((frames, 2), dtype=bool)
+    ran[:, 0] = True
+    xy[:, 0] = 0.0
+    for frame, (value, certainty) in enumerate(zip(values, confidences)):
+        if value is None or not np.isnan(value):
+            ran[frame, 1] = True
+            xy[frame, 1] = NAN if value is None else value
+            confidence[frame, 1] = certainty
+    return xy, confidence, ran
+
+
+@pytest.mark.parametrize(
+    ("values", "confidences", "max_gap", "expected", "expected_confidence", "why"),
+    [
+        ([0.0, NAN, 4.0], [0.6, 0, 0.8], 2, [0.0, 2.0, 4.0], [0.6, 0.7, 0.8], "filled between its runs"),
+        ([0.0, NAN, NAN, 6.0], [0.5, 0, 0, 0.8], 3, [0.0, 2.0, 4.0, 6.0], [0.5, 0.6, 0.7, 0.8], "in proportion"),
+        ([0.0, NAN, NAN, 6.0], [0.5, 0, 0, 0.8], 2, [0.0, NAN, NAN, 6.0], [0.5, 0, 0, 0.8], "too far apart"),
+        ([NAN, 2.0, NAN], [0, 0.9, 0], 2, [NAN, 2.0, NAN], [0, 0.9, 0], "nothing before or after the runs"),
+        ([0.0, NAN, None], [0.6, 0, 0], 2, [0.0, NAN, NAN], [0.6, 0, 0], "a run that found nothing"),
+    ],
+)
+def test_interpolate_views(values, confidences, max_gap, expected, expected_confidence, why):
+    xy, confidence, ran = one_view_series(values, confidences)
+    filled, filled_confidence = interpolate_views(xy, confidence, ran, max_gap)
+    np.testing.assert_allclose(filled[:, 1, 0, 0], expected, err_msg=why)
+    np.testing.assert_allclose(filled[:, 1, 0, 1], expected, err_msg=why)
+    np.testing.assert_allclose(filled_confidence[:, 1, 0], expected_confidence, err_msg=why)
+    np.testing.assert_array_equal(filled[:, 0], xy[:, 0])
+
+
+def test_frames_without_any_run_are_not_filled():
+    xy, confidence, ran = one_view_series([0.0, NAN, 4.0], [0.6, 0, 0.8])
+    ran[1, 0] = False
+    xy[1, 0] = NAN
+    filled, _ = interpolate_views(xy, confidence, ran, 2)
+    assert np.isnan(filled[1]).all()
 
 
 def test_a_view_moves_and_scales_the_crop_window():
