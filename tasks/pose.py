@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Iterator
@@ -247,9 +248,9 @@ class _SecondOpinion:
         """The points and confidences with the views each frame did not get interpolated
         (`interpolate_views`) across one turn of the views. They are interpolated relative
         to the frames' crop windows, which follow the skier across the picture."""
-        if self.ran.all(axis=1)[self.ran.any(axis=1)].all():
+        if not 0 < self._per_frame < len(self._views):  # every frame ran every view
             return self.xy, self.confidence
-        turn = -(-len(self._views) // self._per_frame)
+        turn = math.ceil(len(self._views) / self._per_frame)
         corner = windows[:, None, None, :2] - windows[:, None, None, 2:] / 2
         side = windows[:, None, None, 2:]
         xy, confidence = interpolate_views((self.xy - corner) / side, self.confidence, self.ran, turn)
