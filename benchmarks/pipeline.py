@@ -48,7 +48,7 @@ def measure(clip: Path, seconds: float | None, device: str, settings: list[str])
     from tasks.config import load_config, parse_settings
     from tasks.device import resolve_device
     from tasks.frontal import frontal_angles
-    from tasks.keypoints import second_opinion
+    from tasks.keypoint_models import second_opinion
     from tasks.models import require_model
     from tasks.pose import crop_windows, estimate_pose
     from tasks.render import render_overlay

@@ -98,7 +98,7 @@ def analyse(path: Path, skip_frames: int, config: AnalysisConfig) -> Outcome:
     """Run the pipeline's plain functions from probing to turn scores."""
     from tasks.device import resolve_device
     from tasks.frontal import frontal_angles
-    from tasks.keypoints import second_opinion
+    from tasks.keypoint_models import second_opinion
     from tasks.models import require_model
     from tasks.pose import crop_windows, estimate_pose
     from tasks.smoothing import smooth_pose

@@ -459,7 +459,7 @@ def fetch(offline: bool, config_path: Path | None) -> None:
         console.print(f"[red]{exc}[/red]")
         sys.exit(1)
     for key, (path, origin) in fetched.items():
-        print(f"{key:<9} {path}  ({origin})")
+        print(f"{key:<14} {path}  ({origin})")
 
 
 def run() -> None:

@@ -79,6 +79,7 @@ class PoseConfig(_Section):
     min_tracking_confidence: float = Field(ge=0, le=1)
     keypoint_confidence: float = Field(ge=0, le=1)
     keypoint_imgsz: int = Field(ge=32)
+    keypoint_onnx: bool
     keypoint_views: tuple[
         tuple[
             Annotated[float, Field(ge=-0.25, le=0.25)],

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from tasks.config import AnalysisConfig, PoseConfig
+from tasks.config import PoseConfig
 from tasks.landmarks import INDEX, LANDMARK_NAMES, mirrored
-from tasks.models import require_model
-from tasks.video import cores_but_one
-from tasks.yolo import load_yolo
 
 # COCO keypoint number of each shared point, by MediaPipe landmark name.
 _COCO = {
@@ -36,6 +32,8 @@ _COCO = {
     "right_ankle": 16,
 }
 SHARED = tuple(_COCO)
+# Where the shared points are in the second model's output.
+COCO_COLUMNS = np.array([_COCO[name] for name in SHARED])
 SHARED_LANDMARKS = np.array([INDEX[name] for name in SHARED])
 # The same points with left and right traded.
 _SWAPPED = np.array(mirrored(SHARED))
@@ -128,32 +126,6 @@ def interpolate_views(
     return xy, confidence
 
 
-def load_keypoint_model(model_path: Path, imgsz: int, device: str) -> KeypointModel:
-    """The YOLO pose checkpoint at `model_path` as a function of a batch of RGB crops.
-
-    In each crop the person whose box centre is nearest the crop centre is taken: crops are
-    centred on the tracked skier.
-    """
-    predict = load_yolo(model_path, "pose", device, cores_but_one(), imgsz=imgsz)
-    columns = [_COCO[name] for name in SHARED]
-
-    def keypoints(crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        xy = np.full((len(crops), len(SHARED), 2), np.nan)
-        confidence = np.zeros((len(crops), len(SHARED)))
-        results = predict([np.ascontiguousarray(crop[..., ::-1]) for crop in crops])
-        for i, (crop, result) in enumerate(zip(crops, results)):
-            if result.keypoints is None or not len(result.boxes):
-                continue
-            size = np.array([crop.shape[1], crop.shape[0]], dtype=np.float64)
-            centres = result.boxes.xywh.cpu().numpy()[:, :2] / size
-            person = int(np.argmin(np.linalg.norm(centres - 0.5, axis=1)))
-            xy[i] = result.keypoints.xy.cpu().numpy()[person, columns] / size
-            confidence[i] = result.keypoints.conf.cpu().numpy()[person, columns]
-        return xy, confidence
-
-    return keypoints
-
-
 def unmirror(points: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Points found in a mirrored crop (crop units) as they lie in the crop itself: x flipped,
     and left and right traded, since a mirrored left knee looks like a right one."""
@@ -221,10 +193,3 @@ def fuse_keypoints(
         moved = shared[:, SHARED.index(LANDMARK_NAMES[ankle])] - image_xy[:, ankle]
         fused[:, list(foot)] += moved[:, None]
     return fused, paired
-
-
-def second_opinion(config: AnalysisConfig, device: str) -> KeypointModel | None:
-    """The configured second keypoint model, or None when `pose.keypoint_confidence` is 0."""
-    if config.pose.keypoint_confidence <= 0:
-        return None
-    return load_keypoint_model(require_model(config.models, "keypoints"), config.pose.keypoint_imgsz, device)

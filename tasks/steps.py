@@ -38,7 +38,7 @@ from tasks.export import (
 )
 from tasks.findings import find_findings, findings_as_dicts
 from tasks.frontal import frontal_angles
-from tasks.keypoints import second_opinion
+from tasks.keypoint_models import second_opinion
 from tasks.models import require_model
 from tasks.objects import download
 from tasks.pose import PoseSequence, crop_windows, estimate_pose

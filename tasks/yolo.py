@@ -9,6 +9,15 @@ from typing import Any
 
 import numpy as np
 
+
+def quiet_offline_ultralytics() -> None:
+    """Set before importing Ultralytics: it otherwise probes the network, may pip-install
+    packages, writes settings to the home folder and prints; workers have no internet."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
 _PREDICTORS = {
     "detect": "ultralytics.models.yolo.detect.DetectionPredictor",
     "pose": "ultralytics.models.yolo.pose.PosePredictor",
@@ -31,11 +40,7 @@ def load_yolo(
         A function from a list of BGR images (as OpenCV holds them) to Ultralytics `Results`,
         one per image.
     """
-    # Ultralytics otherwise probes the network, may pip-install packages and writes settings
-    # to the home folder; all three must stay off on workers without internet.
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-    os.environ.setdefault("YOLO_VERBOSE", "False")
+    quiet_offline_ultralytics()
     import importlib
 
     import torch

@@ -106,7 +106,7 @@ def piste_pose(media):
     from the pipeline's plain functions."""
     from tasks.config import load_config
     from tasks.frontal import frontal_angles
-    from tasks.keypoints import second_opinion
+    from tasks.keypoint_models import second_opinion
     from tasks.models import require_model
     from tasks.pose import crop_windows, estimate_pose
     from tasks.smoothing import smooth_pose

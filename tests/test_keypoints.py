@@ -192,7 +192,7 @@ def test_a_view_moves_and_scales_the_crop_window():
 def test_the_second_model_finds_the_skiers_legs_where_mediapipe_does(derived):
     """Both models, on the crops of the real clip, put each knee and ankle within a tenth of
     the skier's height of each other in most frames."""
-    from tasks.keypoints import second_opinion
+    from tasks.keypoint_models import second_opinion
     from tasks.models import require_model
     from tasks.pose import crop_windows, estimate_pose
     from tasks.tracking import detect_and_track, select_skier

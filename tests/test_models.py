@@ -24,7 +24,13 @@ def test_fetch_keeps_valid_files_and_replaces_bad_ones(tmp_path, monkeypatch):
     monkeypatch.setenv("POSER_MODELS_DIR", str(tmp_path))
     config = load_config().models
     first = models.fetch_models(config, offline_only=True)
-    assert {origin for _, origin in first.values()} == {"offline"}
+    assert {key: origin for key, (_, origin) in first.items()} == {
+        "detector": "offline",
+        "keypoints": "offline",
+        "pose": "offline",
+        "keypoints_onnx": "derived",
+    }
+    assert first["keypoints_onnx"][0].parent == config.path("keypoints").parent
     assert models.fetch_models(config, offline_only=True)["pose"][1] == "present"
 
     config.path("pose").write_bytes(b"corrupted")
