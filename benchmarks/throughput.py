@@ -11,7 +11,9 @@ each run's time went:
   waiting for a free slot;
 - start: claimed until the flow runs (the worker launching the run's process, Python, the
   imports of the flow's module, Prefect's engine; `benchmarks/pipeline.py`'s `startup s` is
-  the imports alone);
+  the imports alone). With `worker.warm_start` (the default) the slot's warm process has
+  imported them already and forks the run's process; `--set worker.warm_start=false` measures
+  a fresh process per run;
 - setup: flow running until its first step starts (config, models checked, threads bounded);
 - each step (task run) by name; model loading is inside `detect-and-track` and `pose`;
 - finish: last step done until Completed (summary artifact, results persisted).
@@ -53,10 +55,11 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from flows.warm import started_runs
 from flows.worker import SlotWorkers
 from tasks.config import load_config, parse_settings
 from tasks.slots import HostResources, cpu_ids, plan_slots
-from tests.conftest import MEDIA, deploy_analysis, prefect_stack
+from tests.conftest import MEDIA, analysis_job_variables, deploy_analysis, prefect_stack
 
 POOL = "throughput"
 CLIPS = ["indoor_carpet_front.mp4", "piste_followcam.mp4"]
@@ -74,8 +77,13 @@ class RunProcess:
 
 @dataclass
 class Sampler:
-    """Samples the host's CPU, each flow run process's memory and CPU time, and the GPU."""
+    """Samples the host's CPU, each flow run process's memory and CPU time, and the GPU.
 
+    A flow run's process is known by the run id in its environment, or, when a slot's warm
+    process forked it (whose environment it shows), by the warm process's line in `log`.
+    """
+
+    log: Path
     processes: dict[str, RunProcess] = field(default_factory=dict)
     gpu_util: list[float] = field(default_factory=list)
     gpu_memory_mb: float = 0.0
@@ -96,13 +104,14 @@ class Sampler:
         me = os.getuid()
         run_of: dict[int, str | None] = {}
         while not self._stop.wait(_SAMPLE_S):
+            forked = started_runs(self.log.read_text(errors="replace"))
             for process in psutil.process_iter(["pid", "uids"]):
                 try:
                     if process.info["uids"].real != me:
                         continue
                     if process.pid not in run_of:
                         run_of[process.pid] = process.environ().get("PREFECT__FLOW_RUN_ID")
-                    run_id = run_of[process.pid]
+                    run_id = run_of[process.pid] or forked.get(process.pid)
                     if not run_id:
                         continue
                     seen = self.processes.setdefault(run_id, RunProcess())
@@ -236,14 +245,14 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="poser-throughput-") as scratch:
         folder = Path(scratch)
         with prefect_stack(folder / "results") as api_url:
-            deployment = deploy_analysis(POOL, "throughput")
+            deployment = deploy_analysis(POOL, "throughput", analysis_job_variables())
             environment = dict(os.environ) | {
                 "PREFECT_API_URL": api_url,
                 "PREFECT_LOCAL_STORAGE_PATH": str(folder / "results"),
                 "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
             }
             workers = SlotWorkers(POOL, plan, config, "throughput", environment=environment)
-            sampler = Sampler()
+            sampler = Sampler(folder / "workers.log")
             with open(folder / "workers.log", "wb") as log:
                 workers.start(log)
                 try:

@@ -399,6 +399,8 @@ def worker(
     )
     for slot, cores in enumerate(plan.cores):
         print(f"slot {slot}: cores {','.join(map(str, cores))}: {' '.join(workers.command(slot))}")
+        if config.warm_start:
+            print(f"slot {slot}: warm process: {' '.join(workers.warm_command(slot))}")
     if dry_run:
         return
 
@@ -415,6 +417,9 @@ def worker(
         status = workers.wait()
     except KeyboardInterrupt:
         console.print("Stopping the slots…")
+    except RuntimeError as error:  # a warm process that could not start
+        console.print(f"[red]{error}[/red]")
+        status = 1
     finally:
         workers.stop()
     sys.exit(status)

@@ -132,8 +132,8 @@ class RenderConfig(_Section):
 
 
 class WorkerConfig(_Section):
-    """What one analysis slot needs of its host (`tasks/slots.py` has the formula), and how
-    often a slot's worker asks the pool for a run."""
+    """What one analysis slot needs of its host (`tasks/slots.py` has the formula), how often
+    a slot's worker asks the pool for a run, and whether its runs start warm (`flows/warm.py`)."""
 
     cores_per_slot: int = Field(ge=1)
     memory_per_slot_mb: float = Field(gt=0)
@@ -141,6 +141,7 @@ class WorkerConfig(_Section):
     reserved_memory_mb: float = Field(ge=0)
     max_slots: int = Field(ge=0)
     query_s: float = Field(gt=0)
+    warm_start: bool
 
 
 class AnalysisConfig(_Section):

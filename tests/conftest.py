@@ -63,9 +63,18 @@ def prefect_stack(storage: Path) -> Iterator[str]:
         yield str(PREFECT_API_URL.value())
 
 
-def deploy_analysis(pool: str, name: str) -> str:
+def analysis_job_variables() -> dict[str, Any]:
+    """The job variables `prefect.yaml` gives the analysis deployments."""
+    import yaml
+
+    definitions = yaml.safe_load((ROOT / "prefect.yaml").read_text())["definitions"]
+    return definitions["analysis_work_pool_job_variables"]
+
+
+def deploy_analysis(pool: str, name: str, job_variables: dict[str, Any] | None = None) -> str:
     """Create the process work pool `pool` and deploy the analysis flow on it from this
-    checkout as `name`; returns the deployment's full name."""
+    checkout as `name` (with `job_variables`, as `prefect.yaml` would); returns the
+    deployment's full name."""
     from prefect import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
 
@@ -77,7 +86,7 @@ def deploy_analysis(pool: str, name: str) -> str:
 
     asyncio.run(create_pool())
     flow = analyze_video.from_source(source=str(ROOT), entrypoint="flows/analyze.py:analyze_video")
-    flow.deploy(name=name, work_pool_name=pool, print_next_steps=False)  # type: ignore[union-attr]  # sync: a Flow
+    flow.deploy(name=name, work_pool_name=pool, job_variables=job_variables, print_next_steps=False)  # type: ignore[union-attr]  # sync: a Flow
     return f"analyze-video/{name}"
 
 

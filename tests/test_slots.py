@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,10 +14,11 @@ from uuid import UUID
 import psutil
 import pytest
 
+from flows.warm import started_runs
 from flows.worker import SlotWorkers
 from tasks.config import load_config
 from tasks.slots import THREAD_VARIABLES, HostResources, plan_slots, slot_count
-from tests.conftest import ROOT, deploy_analysis
+from tests.conftest import ROOT, analysis_job_variables, deploy_analysis
 
 WORKER = load_config().worker.model_copy(
     update={
@@ -98,18 +100,21 @@ def test_the_dry_run_prints_each_slot_and_its_worker():
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert len(lines) == 2
-    for slot, line in enumerate(lines):
-        assert line.startswith(f"slot {slot}: cores ")
-        assert f"--pool cpu --type process --limit 1 --name h-{slot}" in line
+    assert len(lines) == 4
+    for slot in range(2):
+        worker, warm = lines[2 * slot : 2 * slot + 2]
+        assert worker.startswith(f"slot {slot}: cores ")
+        assert f"--pool cpu --type process --limit 1 --name h-{slot}" in worker
+        assert warm.startswith(f"slot {slot}: warm process: ")
+        assert re.search(rf" -m flows\.warm serve \S+/poser-warm-\d+/slot-{slot}\.sock$", warm), warm
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2, reason="two cores")
-def test_slot_workers_run_flow_runs_on_their_own_cores(prefect_server, tmp_path):
+def test_slot_workers_run_flow_runs_on_their_own_cores_from_their_warm_processes(prefect_server, tmp_path):
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL
 
-    deployment = deploy_analysis("slots-pool", "slots")
+    deployment = deploy_analysis("slots-pool", "slots", analysis_job_variables())
     cores = sorted(os.sched_getaffinity(0))[:2]
     plan = plan_slots(HostResources(2, 64_000, None), WORKER, cores)
     environment = dict(os.environ) | {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
@@ -135,6 +140,8 @@ def test_slot_workers_run_flow_runs_on_their_own_cores(prefect_server, tmp_path)
     for run in runs:
         lines = _log_lines(run, "Running on ")
         assert lines == ["Running on 1 cores"], "\n".join(lines)
+    log = (tmp_path / "workers.log").read_text(errors="replace")
+    assert sorted(started_runs(log).values()) == sorted(map(str, runs)), log[-3000:]
 
 
 def _wait_for_workers(pool: str, count: int, timeout_s: float = 120) -> list[str]:
@@ -190,3 +197,13 @@ def _log_lines(run: UUID, prefix: str, timeout_s: float = 30) -> list[str]:
         if found or time.monotonic() > deadline:
             return found or lines
         time.sleep(1)
+
+
+def test_a_warm_process_that_cannot_start_stops_the_slots_before_their_workers_start(monkeypatch):
+    workers = SlotWorkers("unused", plan_slots(HostResources(1, 64_000, None), WORKER, [0]), WORKER)
+    monkeypatch.setattr(workers, "warm_command", lambda slot: [sys.executable, "-c", "raise SystemExit(3)", "x.sock"])
+    with pytest.raises(RuntimeError, match="Slot 0's warm process exited with status 3"):
+        workers.start(subprocess.DEVNULL)
+    assert workers.processes == []
+    workers.stop()
+    assert not workers.sockets.exists()
