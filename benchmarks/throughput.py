@@ -20,7 +20,8 @@ each run's time went:
 
 CPU utilisation is the host's over the batch (`host`, neighbours included) and the runs'
 processes' share of the slots' cores (`runs`); CPU s and peak RSS are each run process's own
-(sampled every 0.2 s); GPU utilisation and memory come from nvidia-smi where there is one.
+(sampled every 0.2 s), and the slots' memory is their processes' proportional set size at its
+peak, warm processes included; GPU utilisation and memory come from nvidia-smi where there is one.
 `lat/stg` is a run's latency over the sum of its steps.
 
     .venv/bin/python benchmarks/throughput.py [--slots 2] [--clips 4] [--clip indoor_carpet_front.mp4]
@@ -80,11 +81,15 @@ class Sampler:
     """Samples the host's CPU, each flow run process's memory and CPU time, and the GPU.
 
     A flow run's process is known by the run id in its environment, or, when a slot's warm
-    process forked it (whose environment it shows), by the warm process's line in `log`.
+    process forked it (whose environment it shows), by the warm process's line in `log`. The
+    slots' memory is the proportional set size (shared pages split between their sharers) of
+    the processes in `roots` (the slots' workers and warm processes) and all they started.
     """
 
     log: Path
+    roots: list[int] = field(default_factory=list)
     processes: dict[str, RunProcess] = field(default_factory=dict)
+    slots_memory_mb: float = 0.0
     gpu_util: list[float] = field(default_factory=list)
     gpu_memory_mb: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -120,6 +125,17 @@ class Sampler:
                     seen.cpu_s = max(seen.cpu_s, times.user + times.system)
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
+            self.slots_memory_mb = max(self.slots_memory_mb, self._slots_pss_mb())
+
+    def _slots_pss_mb(self) -> float:
+        total = 0.0
+        for root in self.roots:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                tree = psutil.Process(root)
+                for process in [tree, *tree.children(recursive=True)]:
+                    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                        total += process.memory_full_info().pss / 2**20
+        return total
 
     def _gpu_loop(self) -> None:
         query = ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"]
@@ -255,6 +271,7 @@ def measure(
             sampler = Sampler(folder / "workers.log")
             with open(folder / "workers.log", "wb") as log:
                 workers.start(log)
+                sampler.roots = [process.pid for process in workers.processes + workers.warm_processes]
                 try:
                     # As on a host in service: every slot is idle and polling when the batch comes.
                     _wait_for_workers(plan.slots, timeout_s=120)
@@ -297,6 +314,7 @@ def measure(
         "gpu_utilisation_pct": statistics.fmean(sampler.gpu_util) if sampler.gpu_util else None,
         "gpu_memory_peak_mb": sampler.gpu_memory_mb or None,
         "peak_rss_mb_max": max(run.peak_rss_mb for run in runs),
+        "slots_memory_peak_mb": sampler.slots_memory_mb,
         "runs": [asdict(run) for run in runs],
     }
 
@@ -339,6 +357,10 @@ def print_report(summary: dict[str, Any]) -> None:
         f"host frames/s {summary['frames_per_s']:.1f}  latency p50 {summary['latency_p50_s']:.1f} s  "
         f"p95 {summary['latency_p95_s']:.1f} s  CPU: host {summary['cpu_utilisation_pct']:.0f}%, "
         f"runs {summary['runs_cpu_pct']:.0f}%{gpu}"
+    )
+    print(
+        f"memory: slots {summary['slots_memory_peak_mb']:.0f} MB at peak (PSS of the workers, warm processes "
+        f"and runs), {summary['slots_memory_peak_mb'] / summary['slots']:.0f} MB a slot"
     )
     stages = list(summary["stages_p50_s"])
     columns = [*PHASES, *stages, "finish"]
