@@ -28,6 +28,7 @@ import selectors
 import signal
 import socket
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -255,6 +256,9 @@ def run_request(request: Request) -> None:
 
         refresh_global_settings_context()
     sys.argv = [request.module, *request.argv]
+    # The preloaded modules imported the engine's module already; running it as __main__ once
+    # more is what `python -m prefect.engine` does too, so runpy's warning about it is noise.
+    warnings.filterwarnings("ignore", r".* found in sys\.modules after import of package", RuntimeWarning)
     runpy.run_module(request.module, run_name="__main__", alter_sys=True)
 
 

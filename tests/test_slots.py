@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 from uuid import UUID
 
 import psutil
@@ -18,7 +19,7 @@ from flows.warm import started_runs
 from flows.worker import SlotWorkers
 from tasks.config import load_config
 from tasks.slots import THREAD_VARIABLES, HostResources, plan_slots, slot_count
-from tests.conftest import ROOT, analysis_job_variables, deploy_analysis
+from tests.conftest import MEDIA, ROOT, analysis_job_variables, deploy_analysis
 
 WORKER = load_config().worker.model_copy(
     update={
@@ -144,6 +145,50 @@ def test_slot_workers_run_flow_runs_on_their_own_cores_from_their_warm_processes
     assert sorted(started_runs(log).values()) == sorted(map(str, runs)), log[-3000:]
 
 
+def test_a_run_started_warm_stops_when_cancelled(prefect_server, tmp_path):
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+    from prefect.states import Cancelling
+
+    deployment = deploy_analysis("warm-pool", "warm", analysis_job_variables())
+    plan = plan_slots(HostResources(1, 64_000, None), WORKER, sorted(os.sched_getaffinity(0))[:1])
+    environment = dict(os.environ) | {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    workers = SlotWorkers("warm-pool", plan, WORKER, "warm", environment=environment)
+    log = tmp_path / "workers.log"
+    with open(log, "wb") as output:
+        workers.start(output)
+        try:
+            assert _wait_for_workers("warm-pool", 1) == ["warm-0"]
+            clip = MEDIA / "indoor_carpet_front.mp4"
+            run = run_deployment(
+                deployment, parameters={"video_path": str(clip), "out_dir": str(tmp_path / "out")}, timeout=0
+            ).id
+            child = _wait_for_warm_child(log, str(run))
+            assert _wait_for_final([run], timeout_s=60, of=("RUNNING",)) == ["RUNNING"]
+
+            async def cancel() -> None:
+                async with get_client() as client:
+                    await client.set_flow_run_state(run, Cancelling())
+
+            asyncio.run(cancel())
+            assert _wait_for_final([run], timeout_s=120) == ["CANCELLED"]
+            assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+        finally:
+            workers.stop()
+
+
+def _wait_for_warm_child(log: Path, run: str, timeout_s: float = 120) -> int:
+    """The process id of flow run `run`, once a warm process says it started it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for pid, started in started_runs(log.read_text(errors="replace")).items():
+            if started == run:
+                return pid
+        time.sleep(0.2)
+    raise AssertionError(f"no warm process started {run}:\n{log.read_text(errors='replace')[-3000:]}")
+
+
 def _wait_for_workers(pool: str, count: int, timeout_s: float = 120) -> list[str]:
     """The names of the workers that have polled `pool`, once there are `count` of them."""
     from prefect import get_client
@@ -160,8 +205,11 @@ def _wait_for_workers(pool: str, count: int, timeout_s: float = 120) -> list[str
         time.sleep(1)
 
 
-def _wait_for_final(runs: list[UUID], timeout_s: float = 300) -> list[str]:
-    """The state types of `runs` once all are final (or at the deadline)."""
+def _wait_for_final(
+    runs: list[UUID], timeout_s: float = 300, of: tuple[str, ...] = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+) -> list[str]:
+    """The state types of `runs` once all are in `of` (final states by default), or at the
+    deadline."""
     from prefect import get_client
 
     async def states() -> list[str]:
@@ -172,7 +220,7 @@ def _wait_for_final(runs: list[UUID], timeout_s: float = 300) -> list[str]:
     deadline = time.monotonic() + timeout_s
     while True:
         seen = asyncio.run(states())
-        if all(state in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} for state in seen):
+        if all(state in of for state in seen):
             return seen
         if time.monotonic() > deadline:
             return seen
