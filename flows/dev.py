@@ -1,7 +1,7 @@
 """`poser dev`: the whole stack on one machine, on loopback.
 
-A Prefect server, a process work pool with the analysis and maintenance deployments and a
-worker on it, the automation that marks runs of a dead worker Crashed, and the web app. By default everything is embedded (Prefect on SQLite, the web app on SQLite with local
+A Prefect server, a process work pool with the analysis and maintenance deployments and one
+worker slot on it (`poser worker`, with its warm process), the automation that marks runs of a dead worker Crashed, and the web app. By default everything is embedded (Prefect on SQLite, the web app on SQLite with local
 storage and mail printed to the console); the usual environment variables point the web app at
 PostgreSQL, S3 and SMTP instead. Ctrl-C stops the worker, then the web app, then the server.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from flows.crash_detection import CrashDetection
+from flows.warm import FLOW_RUN_COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "local"
@@ -73,6 +74,7 @@ class Stack:
         self._run(["prefect", "work-pool", "create", POOL, "--type", "process", "--overwrite"])
         self._run(
             ["prefect", "--no-prompt", "deploy", "flows/analyze.py:analyze_video", "--name", "local", "--pool", POOL]
+            + ["--job-variable", f"command={FLOW_RUN_COMMAND}"]
         )
         # prefect.yaml's maintenance deployment (hourly, and after a crashed analysis), on this pool.
         self._run(["prefect", "--no-prompt", "deploy", "--name", "maintenance", "--pool", POOL])
@@ -98,8 +100,8 @@ class Stack:
             ],
         )
         self._wait_for(f"http://127.0.0.1:{self.web_port}/healthz", "the web app", 60)
-        say("Starting a worker on the pool")
-        self._spawn("worker", ["prefect", "worker", "start", "--pool", POOL])
+        say("Starting a worker on the pool (one slot, as `poser worker` runs them)")
+        self._spawn("worker", ["poser", "worker", "--pool", POOL, "--slots", "1"])
 
     def wait(self) -> int:
         """Block until a part exits on its own; returns its exit status."""

@@ -9,8 +9,9 @@ which asks its slot's warm process, over the Unix socket named in `POSER_WARM_SO
 child that runs Prefect's engine with the flow run's arguments, environment, working folder
 and standard streams, then waits for it and exits as it did. Signals sent to `poser-flow-run`
 (Prefect cancelling the run) are passed on to the child; if `poser-flow-run` dies, the child
-is killed, and if the warm process dies, its children die with it. Without a warm process
-(another kind of worker, or one still importing) `poser-flow-run` runs the engine itself.
+is killed, and if the warm process dies, its children die with it. Where no warm process
+serves (a worker started otherwise, or `worker.warm_start: false`), `poser-flow-run` runs the
+engine itself, as Prefect would.
 
 The models are not loaded ahead: MediaPipe's landmarker and PyTorch's thread pools start
 threads, which do not survive a fork. This module imports nothing beyond the standard library
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SOCKET_VARIABLE = "POSER_WARM_SOCKET"
+# The console script of `run_flow_run`: the analysis deployments' command (prefect.yaml).
+FLOW_RUN_COMMAND = "poser-flow-run"
 ENGINE_MODULE = "prefect.engine"
 # What the warm process imports before it serves: everything a flow run of the analysis needs.
 PRELOADED_MODULES = ("flows.analyze", "prefect.flow_engine", "prefect._internal.metrics")
@@ -256,8 +259,8 @@ def run_request(request: Request) -> None:
 
         refresh_global_settings_context()
     sys.argv = [request.module, *request.argv]
-    # The preloaded modules imported the engine's module already; running it as __main__ once
-    # more is what `python -m prefect.engine` does too, so runpy's warning about it is noise.
+    # The preloaded modules imported the engine's module already. runpy warns that running it
+    # as __main__ makes a second copy of it; harmless, since __main__ only calls into Prefect.
     warnings.filterwarnings("ignore", r".* found in sys\.modules after import of package", RuntimeWarning)
     runpy.run_module(request.module, run_name="__main__", alter_sys=True)
 

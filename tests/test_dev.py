@@ -1,5 +1,6 @@
 """`poser dev`, run from a fresh clone, brings the whole stack up; a browser signs in, uploads
-a clip and sees its result; Ctrl-C stops it with nothing left behind."""
+a clip and sees its result, analysed by a flow run started from the slot's warm process;
+Ctrl-C stops it with nothing left behind."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import httpx
 import psutil
 import pytest
 
+from flows.warm import started_runs
 from tests.conftest import ROOT, free_port, screenshots
 from tests.webutil import sign_in_with_browser
 
@@ -59,7 +61,9 @@ def test_the_stack_runs_an_analysis_and_stops_cleanly(tmp_path, smtp_sink, deriv
         dev.send_signal(signal.SIGINT)
         dev.wait(timeout=120)
         log.close()
-    assert dev.returncode == 0, (tmp_path / "dev.log").read_text()[-3000:]
+    output = (tmp_path / "dev.log").read_text()
+    assert dev.returncode == 0, output[-3000:]
+    assert len(started_runs(output)) == 1, output[-3000:]  # the analysis started from the warm process
     time.sleep(1)
     assert not [part for part in parts if part.is_running() and part.status() != psutil.STATUS_ZOMBIE]
 
