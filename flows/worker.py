@@ -62,9 +62,13 @@ class SlotWorkers:
             command.append("--with-healthcheck")
         return command
 
+    def warm_socket(self, slot: int) -> Path:
+        """Where slot `slot`'s warm process listens."""
+        return self.sockets / f"slot-{slot}.sock"
+
     def warm_command(self, slot: int) -> list[str]:
         """Slot `slot`'s warm process command."""
-        return [sys.executable, "-m", "flows.warm", "serve", str(self.sockets / f"slot-{slot}.sock")]
+        return [sys.executable, "-m", "flows.warm", "serve", str(self.warm_socket(slot))]
 
     def slot_environment(self, slot: int) -> dict[str, str]:
         """Slot `slot`'s environment: the thread pools bounded to its cores, the polling
@@ -75,7 +79,7 @@ class SlotWorkers:
         scripts = str(Path(sys.executable).parent)
         environment["PATH"] = os.pathsep.join(filter(None, [scripts, environment.get("PATH")]))
         if self.config.warm_start:
-            environment[SOCKET_VARIABLE] = self.warm_command(slot)[-1]
+            environment[SOCKET_VARIABLE] = str(self.warm_socket(slot))
         if self.healthcheck_port is not None:
             environment["PREFECT_WORKER_WEBSERVER_PORT"] = str(self.healthcheck_port + slot)
         return environment
@@ -94,8 +98,7 @@ class SlotWorkers:
     def _wait_until_warm(self) -> None:
         deadline = time.monotonic() + _WARM_TIMEOUT_S
         for slot, process in enumerate(self.warm_processes):
-            socket_path = Path(self.warm_command(slot)[-1])
-            while not socket_path.exists():
+            while not self.warm_socket(slot).exists():
                 if process.poll() is not None:
                     raise RuntimeError(f"Slot {slot}'s warm process exited with status {process.returncode}.")
                 if time.monotonic() > deadline:

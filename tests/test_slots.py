@@ -249,7 +249,7 @@ def _log_lines(run: UUID, prefix: str, timeout_s: float = 30) -> list[str]:
 
 def test_a_warm_process_that_cannot_start_stops_the_slots_before_their_workers_start(monkeypatch):
     workers = SlotWorkers("unused", plan_slots(HostResources(1, 64_000, None), WORKER, [0]), WORKER)
-    monkeypatch.setattr(workers, "warm_command", lambda slot: [sys.executable, "-c", "raise SystemExit(3)", "x.sock"])
+    monkeypatch.setattr(workers, "warm_command", lambda slot: [sys.executable, "-c", "raise SystemExit(3)"])
     with pytest.raises(RuntimeError, match="Slot 0's warm process exited with status 3"):
         workers.start(subprocess.DEVNULL)
     assert workers.processes == []
