@@ -90,6 +90,8 @@ class Sampler:
     roots: list[int] = field(default_factory=list)
     processes: dict[str, RunProcess] = field(default_factory=dict)
     slots_memory_mb: float = 0.0
+    _forked: dict[int, str] = field(default_factory=dict)
+    _log_read: int = 0
     gpu_util: list[float] = field(default_factory=list)
     gpu_memory_mb: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -109,14 +111,14 @@ class Sampler:
         me = os.getuid()
         run_of: dict[int, str | None] = {}
         while not self._stop.wait(_SAMPLE_S):
-            forked = started_runs(self.log.read_text(errors="replace"))
+            self._read_new_log_lines()
             for process in psutil.process_iter(["pid", "uids"]):
                 try:
                     if process.info["uids"].real != me:
                         continue
                     if process.pid not in run_of:
                         run_of[process.pid] = process.environ().get("PREFECT__FLOW_RUN_ID")
-                    run_id = run_of[process.pid] or forked.get(process.pid)
+                    run_id = run_of[process.pid] or self._forked.get(process.pid)
                     if not run_id:
                         continue
                     seen = self.processes.setdefault(run_id, RunProcess())
@@ -126,6 +128,15 @@ class Sampler:
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
             self.slots_memory_mb = max(self.slots_memory_mb, self._slots_pss_mb())
+
+    def _read_new_log_lines(self) -> None:
+        """Add the warm processes' lines written since the last read (whole lines only)."""
+        with open(self.log, "rb") as log:
+            log.seek(self._log_read)
+            text = log.read()
+        complete = text[: text.rfind(b"\n") + 1]
+        self._log_read += len(complete)
+        self._forked |= started_runs(complete.decode(errors="replace"))
 
     def _slots_pss_mb(self) -> float:
         total = 0.0

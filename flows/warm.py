@@ -270,10 +270,10 @@ def started_runs(log: str) -> dict[int, str]:
     return {int(pid): run for run, pid in _STARTED_PATTERN.findall(log)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     """`python -m flows.warm serve SOCKET [MODULE ...]`: a slot's warm process, preloading
     the analysis's modules or those given."""
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:]
     if len(args) < 2 or args[0] != "serve":
         print("usage: python -m flows.warm serve SOCKET [MODULE ...]", file=sys.stderr)
         return 2

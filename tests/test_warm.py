@@ -17,12 +17,10 @@ import psutil
 import pytest
 
 from flows.warm import SOCKET_VARIABLE, started_runs
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PROBE = "tests.warm_probe"
 CLIENT = f"import sys; from flows.warm import run_flow_run; sys.exit(run_flow_run({PROBE!r}))"
-
-
 RUN_ID = "0b7c9e1a-0000-4000-8000-000000000001"
 
 
