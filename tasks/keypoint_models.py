@@ -15,6 +15,7 @@ import numpy as np
 from tasks.config import AnalysisConfig
 from tasks.keypoints import COCO_COLUMNS, SHARED, KeypointModel
 from tasks.models import keypoints_onnx, require_model
+from tasks.slots import run_cores
 from tasks.video import cores_but_one
 from tasks.yolo import load_yolo
 
@@ -31,7 +32,10 @@ def second_opinion(config: AnalysisConfig, device: str) -> KeypointModel | None:
         return None
     checkpoint = require_model(config.models, "keypoints")
     if device == "cpu" and config.pose.keypoint_onnx:
-        return load_onnx_keypoint_model(keypoints_onnx(checkpoint), config.pose.keypoint_imgsz, cores_but_one())
+        # All of the run's cores, not all but one: MediaPipe's workers finish long before the
+        # keypoint model on a CPU, its threads sleep rather than spin while they run, and its
+        # points do not depend on the thread count (`tests/test_keypoint_models.py`).
+        return load_onnx_keypoint_model(keypoints_onnx(checkpoint), config.pose.keypoint_imgsz, run_cores())
     return load_keypoint_model(checkpoint, config.pose.keypoint_imgsz, device)
 
 

@@ -114,8 +114,9 @@ def estimate_pose(
     landmarker tracks the pose from frame to frame; at a chunk's first frame it finds it
     again, in a crop that still centres on the skier. Crops reach their worker one by one,
     so it starts on a chunk as soon as its first frame is decoded. The second model runs on
-    this thread, on each frame's views of the crop (`tasks.keypoints.views_of_frame`), in
-    batches, while the landmarkers work; views a frame did not get are interpolated.
+    its own thread, on each frame's views of the crop (`tasks.keypoints.views_of_frame`), in
+    batches, while this thread cuts the next ones and the landmarkers work; views a frame did
+    not get are interpolated.
 
     Args:
         info: The probed clip.
@@ -133,19 +134,23 @@ def estimate_pose(
     progress = _Progress(on_progress)
     # A worker's queue holds up to a chunk, so the others get theirs while it catches up.
     queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=_chunk_frames(info, config)) for _ in range(config.workers)]
-    second = (
-        _SecondOpinion(
-            keypoint_model,
-            info.frames_in_trim,
-            views_of(config),
-            config.keypoint_views_per_frame,
-            config.crop_size,
-            info.fps,
+    with (
+        ThreadPoolExecutor(config.workers, thread_name_prefix="pose") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="keypoints") as keypoint_pool,
+    ):
+        second = (
+            _SecondOpinion(
+                keypoint_model,
+                keypoint_pool,
+                info.frames_in_trim,
+                views_of(config),
+                config.keypoint_views_per_frame,
+                config.crop_size,
+                info.fps,
+            )
+            if keypoint_model
+            else None
         )
-        if keypoint_model
-        else None
-    )
-    with ThreadPoolExecutor(config.workers, thread_name_prefix="pose") as pool:
         running = [pool.submit(_estimate_crops, crops, pose, config, model_path, progress) for crops in queues]
         try:
             for chunk, crop, image in _crops(info, windows, config, pose, progress):
@@ -162,10 +167,11 @@ def estimate_pose(
             progress.report()
         for future in running:
             future.result()
+        if second is not None:
+            second.finish()
     progress.report()
     if second is None:
         return pose
-    second.flush()
     xy, confidence = second.filled(windows)
     fused, views = fuse_keypoints(pose.image_xy, xy, confidence, config.keypoint_confidence)
     return replace(
@@ -199,15 +205,26 @@ class _Progress:
 
 class _SecondOpinion:
     """Runs the second keypoint model on each frame's views of the crops (`views_of_frame`),
-    in batches; holds its points in frame pixels, `(frames, views, len(SHARED), 2)`, and
-    their confidences, NaN and 0 for the views a frame did not get."""
+    in batches on `pool`, one batch at a time while the next is cut; holds its points in
+    frame pixels, `(frames, views, len(SHARED), 2)`, and their confidences, NaN and 0 for
+    the views a frame did not get. Batches are the same whatever the timing, and so are the
+    points."""
 
     _BATCH = 8
 
     def __init__(
-        self, model: KeypointModel, frames: int, views: tuple[View, ...], per_frame: int, crop_size: int, fps: float
+        self,
+        model: KeypointModel,
+        pool: ThreadPoolExecutor,
+        frames: int,
+        views: tuple[View, ...],
+        per_frame: int,
+        crop_size: int,
+        fps: float,
     ) -> None:
         self._model = model
+        self._pool = pool
+        self._running: Future | None = None
         self._views = views
         self._per_frame = per_frame
         self._crop_size = crop_size
@@ -234,15 +251,31 @@ class _SecondOpinion:
             self.flush()
 
     def flush(self) -> None:
+        """Start the model on the views cut so far, once the batch before them is done."""
         if not self._batch:
             return
-        xy, confidence = self._model([cut for _, _, cut, _, _ in self._batch])
-        for (index, number, _, origin, side), points, certainty in zip(self._batch, xy, confidence):
+        self._wait()
+        self._running = self._pool.submit(self._run, self._batch)
+        self._batch = []
+
+    def finish(self) -> None:
+        """Run the views cut so far and wait until every batch is done."""
+        self.flush()
+        self._wait()
+
+    def _wait(self) -> None:
+        """Wait for the batch in progress, raising its error."""
+        if self._running is not None:
+            self._running.result()
+            self._running = None
+
+    def _run(self, batch: list[tuple[int, int, np.ndarray, tuple[float, float], float]]) -> None:
+        xy, confidence = self._model([cut for _, _, cut, _, _ in batch])
+        for (index, number, _, origin, side), points, certainty in zip(batch, xy, confidence):
             if self._views[number].mirrored:
                 points, certainty = unmirror(points, certainty)
             self.xy[index, number] = np.asarray(origin) + points * side
             self.confidence[index, number] = certainty
-        self._batch = []
 
     def filled(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The points and confidences with the views each frame did not get interpolated

@@ -89,6 +89,15 @@ def test_onnx_runtime_gives_pytorchs_points(crops):
     np.testing.assert_allclose(confidence, expected_confidence, atol=1e-4)
 
 
+def test_onnx_runtime_points_do_not_depend_on_its_thread_count(crops):
+    """A run gets as many threads as its slot has cores; the points must be the same on any."""
+    path = keypoints_onnx(require_model(load_config().models, "keypoints"))
+    one, one_confidence = keypoint_models.load_onnx_keypoint_model(path, 256, 1)(crops)
+    three, three_confidence = keypoint_models.load_onnx_keypoint_model(path, 256, 3)(crops)
+    np.testing.assert_array_equal(three, one)
+    np.testing.assert_array_equal(three_confidence, one_confidence)
+
+
 def test_the_onnx_file_is_made_once_and_named_by_the_checkpoint(tmp_path):
     checkpoint = tmp_path / "yolo11n-pose.pt"
     checkpoint.write_bytes(require_model(load_config().models, "keypoints").read_bytes())

@@ -72,21 +72,30 @@ def tracked_clip(derived):
 
 
 def test_workers_take_fixed_turns_so_results_do_not_depend_on_timing(tracked_clip):
+    from tasks.keypoint_models import second_opinion
     from tasks.models import require_model
     from tasks.pose import estimate_pose
 
     config, (info, windows) = load_config(), tracked_clip
     settings = config.pose.model_copy(update={"workers": 2, "chunk_s": 0.2})
+    keypoints = second_opinion(config, "cpu")
     done: list[list[int]] = [[], []]
     runs = [
-        estimate_pose(info, windows, settings, require_model(config.models, "pose"), reports.append) for reports in done
+        estimate_pose(info, windows, settings, require_model(config.models, "pose"), reports.append, keypoints)
+        for reports in done
     ]
     assert runs[0].detected.mean() > 0.9
+    assert runs[0].keypoint_views is not None and not np.isnan(runs[0].keypoint_views).all()
     np.testing.assert_array_equal(runs[0].image_xy, runs[1].image_xy)
+    np.testing.assert_array_equal(runs[0].keypoint_views, runs[1].keypoint_views)
     assert all(reports == sorted(reports) and reports[-1] == info.frames_in_trim for reports in done)
 
 
-@pytest.mark.parametrize("fault", ["model", "windows"])
+def _failing_keypoint_model(crops):
+    raise RuntimeError("the keypoint model failed")
+
+
+@pytest.mark.parametrize("fault", ["model", "windows", "keypoints"])
 def test_a_failure_in_any_thread_stops_the_pose_step(tracked_clip, tmp_path, fault):
     from tasks.models import require_model
     from tasks.pose import estimate_pose
@@ -96,7 +105,8 @@ def test_a_failure_in_any_thread_stops_the_pose_step(tracked_clip, tmp_path, fau
     if fault == "model":
         model = tmp_path / "broken.task"
         model.write_bytes(b"not a model")
-    else:
+    elif fault == "windows":
         windows = windows[:5]  # the frames after the fifth have no window row
+    keypoints = _failing_keypoint_model if fault == "keypoints" else None
     with pytest.raises((RuntimeError, ValueError, IndexError)):
-        estimate_pose(info, windows, config.pose.model_copy(update={"chunk_s": 0.1}), model)
+        estimate_pose(info, windows, config.pose.model_copy(update={"chunk_s": 0.1}), model, None, keypoints)
