@@ -4,7 +4,8 @@ A Prefect server, a process work pool with the analysis and maintenance deployme
 worker slot on it (`poser worker`, with its warm process), the automation that marks runs of a
 dead worker Crashed, and the web app. By default everything is embedded (Prefect on SQLite,
 the web app on SQLite with local storage and mail printed to the console); the usual
-environment variables point the web app at PostgreSQL, S3 and SMTP instead. Ctrl-C stops the worker, then the web app, then the server.
+environment variables point the web app at PostgreSQL, S3 and SMTP instead. Ctrl-C stops the
+worker, then the web app, then the server.
 """
 
 from __future__ import annotations
