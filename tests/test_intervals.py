@@ -36,6 +36,14 @@ def test_fewer_blocks_need_a_wider_interval():
     assert factors[-1] == pytest.approx(1, abs=0.01) and factors[0] > 3
 
 
+@pytest.mark.parametrize(
+    ("blocks", "t_95"),
+    [(2, 6.3138), (5, 2.1318), (20, 1.7291)],  # Student's t, one-sided 95%, blocks - 1 degrees
+)
+def test_the_small_sample_factor_is_students_t_over_the_normal_quantile(blocks, t_95):
+    assert small_sample_factor(blocks) * Z_90 == pytest.approx(t_95, abs=1e-4)
+
+
 @pytest.mark.parametrize("count", [1, 4, 16])
 def test_the_mean_of_independent_scores_narrows_as_their_root_count(count):
     low, high = draw_interval(lambda draws: draws.mean(axis=1), [80.0] * count, [10.0] * count, 20000)
