@@ -69,9 +69,9 @@ def load_onnx_keypoint_model(model_path: Path, imgsz: int, threads: int) -> Keyp
     time a crop on one core: Ultralytics' own ONNX path was slower than PyTorch (see
     "Repeatability" in the README).
 
-    With several `threads`, a batch is split into that many parts, each run on one thread:
-    a crop costs about a sixth less CPU time that way than in one run on several threads,
-    and the outputs are the same (`tests/test_keypoint_models.py`).
+    With several `threads`, a batch is split into that many parts, each run on one thread,
+    which made the pose step faster than one run on several threads (see "Repeatability" in
+    the README); the outputs are the same (`tests/test_keypoint_models.py`).
     """
     import onnxruntime
 
