@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tasks.slots import cpu_model, run_cores
+
 RUNS = [
     ("piste_followcam.mp4", None),
     ("indoor_carpet_front.mp4", 4.0),
@@ -140,6 +142,7 @@ def main() -> None:
         ]
         runs = [run_one(command) for _ in range(max(1, args.repeat))]
         rows.append(min(runs, key=lambda row: sum(row["timings"].values())))
+    print(f"machine: {run_cores()} cores, {cpu_model()}")
     print_table(rows)
 
 

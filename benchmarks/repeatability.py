@@ -31,7 +31,6 @@ scales and converts colours), and x264 on one thread.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 from collections.abc import Callable
@@ -44,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tasks.config import AnalysisConfig, load_config, parse_settings
+from tasks.slots import cpu_model, run_cores
 from tests.clips import reencoded
 
 CLIPS = ("piste_followcam.mp4", "indoor_carpet_front.mp4")
@@ -307,22 +307,8 @@ def print_tables(
 
 
 def machine() -> str:
-    """The CPU this ran on, in words."""
-    import os
-
-    model = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor() or platform.machine(),
-        )
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor()
-    )
-    return f"{os.cpu_count()} cores, {model}"
+    """The cores and CPU this ran on, in words."""
+    return f"{run_cores()} cores, {cpu_model()}"
 
 
 def main() -> None:

@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 from flows.warm import started_runs
 from flows.worker import SlotWorkers
 from tasks.config import load_config, parse_settings
-from tasks.slots import HostResources, cpu_ids, plan_slots
+from tasks.slots import HostResources, cpu_ids, cpu_model, plan_slots
 from tests.conftest import MEDIA, analysis_job_variables, deploy_analysis, prefect_stack
 
 POOL = "throughput"
@@ -350,7 +350,7 @@ def _percentile(values: list[float], q: float) -> float:
 def _machine() -> str:
     host = HostResources.detect()
     gpu = f", GPU {host.gpu_memory_mb:.0f} MB" if host.gpu_memory_mb else ", no GPU"
-    return f"{platform.node()}: {host.cores} cores, {host.memory_mb / 1024:.0f} GB{gpu}"
+    return f"{platform.node()}: {host.cores} cores ({cpu_model()}), {host.memory_mb / 1024:.0f} GB{gpu}"
 
 
 def print_report(summary: dict[str, Any]) -> None:

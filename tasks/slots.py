@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from tasks.config import WorkerConfig
 
@@ -30,6 +32,17 @@ def run_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as the OS reports it: benchmark figures name it, since kernels
+    differ (and round differently) from one CPU to another."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def cpu_ids() -> list[int]:

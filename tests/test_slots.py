@@ -18,7 +18,7 @@ import pytest
 from flows.warm import started_runs
 from flows.worker import SlotWorkers
 from tasks.config import load_config
-from tasks.slots import THREAD_VARIABLES, HostResources, plan_slots, slot_count
+from tasks.slots import THREAD_VARIABLES, HostResources, cpu_model, plan_slots, slot_count
 from tests.conftest import MEDIA, ROOT, analysis_job_variables, deploy_analysis
 
 WORKER = load_config().worker.model_copy(
@@ -89,6 +89,14 @@ def test_a_process_on_one_core_bounds_its_thread_pools_to_it():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "1", "1", "1", "1"]
+
+
+def test_benchmarks_name_the_cpu_the_os_reports():
+    model = cpu_model()
+    assert model and model != "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        assert f": {model}\n" in cpuinfo.read_text()
 
 
 def test_the_dry_run_prints_each_slot_and_its_worker():
