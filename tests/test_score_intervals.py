@@ -47,7 +47,7 @@ def test_every_score_has_an_interval_in_the_json_and_the_csv(analyses):
 
 def test_intervals_are_not_of_a_fixed_width(analyses):
     """Each turn's own noise sets its width. Widths differ from one CPU to another, and two of
-    them may round alike, but they span more than a point (1.7 and 2.7 on the CPUs measured)."""
+    them may round alike, but they span more than a point (about 1.7 and 2.7 on the CPUs measured)."""
     widths = [half_width(turn) for turn in scored(analyses["piste_followcam"][0])]
     assert max(widths) - min(widths) > 1
 
